@@ -1,0 +1,1 @@
+"""Build steps: RUN, COPY/ADD, and the config-only instructions."""

@@ -1,0 +1,1 @@
+"""The build cache: versioned step keys and their SQLite index."""

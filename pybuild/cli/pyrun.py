@@ -1,0 +1,53 @@
+"""`pyrun`: the Docker-shaped verbs. A lazy command table keeps `--help` and start-up fast:
+a verb's module is imported only when that verb runs."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from pybuild.cli.common import run_guarded
+
+# verb -> "module:attribute" of a click command. One line per verb; keep the groups.
+COMMANDS: dict[str, str] = {
+    # image store (issue 3): pybuild.cli.images
+    # runtime, foreground run (issue 4): pybuild.cli.run
+    # registry (issue 6): pybuild.cli.registry
+    # container lifecycle, networks, volumes (issue 7): pybuild.cli.containers, ...
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, _, attr = target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--root", envvar="PYBUILD_ROOT", help="Store root (default /var/lib/pybuild as root).")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(package_name="pybuild", prog_name="pyrun")
+@click.pass_context
+def cli(ctx: click.Context, root: str | None, debug: bool) -> None:
+    """Run and manage containers and images, the Docker way, with no daemon."""
+    if debug:
+        os.environ["PYBUILD_DEBUG"] = "1"
+    ctx.obj = {"root": root}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    sys.exit(run_guarded(lambda: cli.main(args=args, prog_name="pyrun", standalone_mode=False)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Dockerfile text -> syntax tree: directives, continuations, heredocs, words, .dockerignore."""

@@ -1,0 +1,1 @@
+"""The image store: blobs, manifests, configs, tags, layers and snapshots."""

@@ -1,0 +1,1 @@
+"""Containers: OCI runtime spec, namespaced sandbox over overlayfs, network, volumes, cgroups."""
