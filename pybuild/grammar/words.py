@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pybuild.errors import PybuildError
+from pybuild.grammar.gocompat import GO_SPACE
 
 __all__ = [
     "Expansion",
@@ -96,12 +97,8 @@ def expand_with_matches(
 _EOF = ""  # what peek()/next() return past the end; never a real character
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")  # POSIX special parameters: one char, never set
 _OPERATORS = frozenset("+-?#%")
-# Go's unicode.IsSpace (the White_Space property): BuildKit splits words on exactly these.
-# Python's str.isspace also counts \x1c-\x1f, which Go does not.
-_GO_SPACE = frozenset(
-    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
-    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-)
+# BuildKit splits words on exactly Go's unicode.IsSpace characters.
+_GO_SPACE = GO_SPACE
 
 
 class _SyntaxFault(Exception):

@@ -1,0 +1,442 @@
+""".dockerignore rules with Docker's exact semantics (moby/patternmatcher + ignorefile).
+
+Reading follows ignorefile.ReadAll: a UTF-8 BOM is dropped, lines *starting* with `#` are
+comments (an indented `#` is a pattern), lines are trimmed, `!` marks an exception, each
+pattern is filepath.Clean-ed and a leading `/` dropped. Matching follows
+PatternMatcher.MatchesOrParentMatches: patterns apply in order and the last one that
+matches wins; a pattern matching a parent directory matches everything below it.
+
+Why not pathspec: it implements gitignore, which is a different language (a bare `foo`
+matches at any depth, a trailing `/` means "directories only", `**` rules differ). Docker
+uses Go's filepath.Match syntax (`*` and `?` never cross `/`, `[...]` classes negated with
+`^`, `\\` escapes) plus `**`, translated by patternmatcher into a Go regexp. We do the same:
+every pattern is validated like filepath.Match, turned into patternmatcher's regexp text
+once, and that text is translated into an equivalent Python regex, so even the quirks
+(`\\d` is a digit class, `[*]` is not a star) agree with Docker.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pybuild.errors import DockerfileError
+from pybuild.grammar.gocompat import clean_path, scan_lines, trim_space
+
+__all__ = ["IgnorePattern", "IgnoreRules", "load_ignore"]
+
+_EXACT, _PREFIX, _SUFFIX, _REGEXP = "exact", "prefix", "suffix", "regexp"
+
+
+class _BadPattern(Exception):
+    """Internal: a pattern Docker rejects; the caller adds file and line."""
+
+
+@dataclass(frozen=True)
+class IgnorePattern:
+    """One cleaned pattern: `text` without its `!`, and how patternmatcher matches it."""
+
+    text: str
+    exclusion: bool  # a `!` exception: a match re-includes the path
+    line: int  # 1-based line in the ignore file
+    kind: str = field(default=_EXACT, compare=False)
+    regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    def matches(self, path: str) -> bool:
+        """Whether this pattern alone matches the clean, slash-separated `path`."""
+        if self.kind == _EXACT:
+            return path == self.text
+        if self.kind == _PREFIX:
+            return path.startswith(self.text[:-2])  # the pattern minus its trailing **
+        if self.kind == _SUFFIX:
+            suffix = self.text[2:]  # the pattern minus its leading **
+            if path.endswith(suffix):
+                return True
+            return suffix.startswith("/") and path == suffix[1:]  # **/foo matches foo
+        assert self.regex is not None
+        return self.regex.search(path) is not None
+
+
+@dataclass(frozen=True)
+class IgnoreRules:
+    """The parsed rules of one ignore file; `ignored` answers for one path."""
+
+    patterns: tuple[IgnorePattern, ...] = ()
+    source: str = ".dockerignore"
+
+    @classmethod
+    def from_text(cls, text: str | bytes, source: str = ".dockerignore") -> IgnoreRules:
+        """Parse an ignore file. Bad patterns raise DockerfileError naming source:line."""
+        if isinstance(text, bytes):
+            if text.startswith(b"\xef\xbb\xbf"):
+                text = text[3:]
+            text = text.decode("utf-8", "surrogateescape")
+        elif text.startswith("\ufeff"):
+            text = text[1:]
+        patterns = []
+        for number, line in enumerate(scan_lines(text), start=1):
+            raw = _read_line(line)
+            if raw is None:
+                continue
+            try:
+                patterns.append(_new_pattern(raw, number))
+            except _BadPattern as bad:
+                raise DockerfileError(str(bad), path=source, line=number) from None
+        return cls(tuple(patterns), source)
+
+    @property
+    def has_exceptions(self) -> bool:
+        return any(p.exclusion for p in self.patterns)
+
+    def ignored(self, relpath: str) -> bool:
+        """Whether `relpath` (slash-separated, relative to the context) is excluded."""
+        if not self.patterns:
+            return False
+        path = _clean_relative(relpath)
+        if path == ".":
+            return False  # the context root itself is never excluded
+        parent = posixpath.dirname(path)
+        parents: list[str] = []
+        if parent:
+            parts = parent.split("/")
+            parents = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        matched = False
+        for pattern in self.patterns:
+            # An inclusion cannot change an already-excluded path, nor an exception an
+            # included one: skip them, as patternmatcher does.
+            if pattern.exclusion != matched:
+                continue
+            if pattern.matches(path) or any(pattern.matches(p) for p in parents):
+                matched = not pattern.exclusion
+        return matched
+
+    def can_skip_dir(self, relpath: str) -> bool:
+        """Whether a walker may skip directory `relpath` without looking inside: it is
+        ignored and no `!` exception could re-include anything below it (BuildKit's
+        fsutil makes the same cut). Conservative: False whenever unsure."""
+        if not self.ignored(relpath):
+            return False
+        components = _clean_relative(relpath).split("/")
+        return not any(_may_reach_inside(p, components) for p in self.patterns if p.exclusion)
+
+
+def load_ignore(context_dir: str | Path, dockerfile: str | Path | None = None) -> IgnoreRules:
+    """The rules for a build: `<Dockerfile name>.dockerignore` beside the Dockerfile wins
+    over `<context>/.dockerignore`; no file means nothing is ignored. `dockerfile` is the
+    -f path as resolved by the caller (default: `<context>/Dockerfile`; `-` is stdin)."""
+    context = Path(context_dir)
+    candidates = []
+    if dockerfile is None:
+        dockerfile = context / "Dockerfile"
+    if str(dockerfile) != "-":
+        path = Path(dockerfile)
+        candidates.append(path.with_name(path.name + ".dockerignore"))
+    candidates.append(context / ".dockerignore")
+    for candidate in candidates:
+        try:
+            data = candidate.read_bytes()
+        except FileNotFoundError:
+            continue
+        except OSError as err:
+            raise DockerfileError(
+                f"cannot read ignore file: {err.strerror}", path=str(candidate)
+            ) from err
+        return IgnoreRules.from_text(data, source=str(candidate))
+    return IgnoreRules(source=str(context / ".dockerignore"))
+
+
+# --- reading (ignorefile.ReadAll) --------------------------------------------------------
+
+
+def _read_line(line: str) -> str | None:
+    """One line -> its pattern string as ReadAll returns it, or None for no pattern."""
+    if line.startswith("#"):  # only an unindented # starts a comment
+        return None
+    pattern = trim_space(line)
+    if not pattern:
+        return None
+    invert = pattern.startswith("!")
+    if invert:
+        pattern = trim_space(pattern[1:])
+    if pattern:
+        pattern = clean_path(pattern)
+        if len(pattern) > 1 and pattern.startswith("/"):
+            pattern = pattern[1:]
+    return "!" + pattern if invert else pattern
+
+
+def _new_pattern(raw: str, line: int) -> IgnorePattern:
+    """patternmatcher.New for one pattern, compiled at once rather than on first use."""
+    pattern = clean_path(trim_space(raw))
+    exclusion = pattern.startswith("!")
+    if exclusion:
+        if len(pattern) == 1:
+            raise _BadPattern('illegal exclusion pattern: "!"')
+        pattern = pattern[1:]
+    if not _valid_match_syntax(pattern):
+        raise _BadPattern(f"syntax error in pattern {pattern!r}")
+    kind, go_regex = _compile(pattern)
+    regex = None
+    if kind == _REGEXP:
+        try:
+            regex = _python_regex(go_regex)
+        except (_BadPattern, re.error):
+            raise _BadPattern(f"syntax error in pattern {pattern!r}") from None
+    return IgnorePattern(pattern, exclusion, line, kind, regex)
+
+
+def _clean_relative(relpath: str) -> str:
+    path = clean_path(relpath)
+    while path.startswith("/"):
+        path = clean_path(path[1:] or ".")
+    return path
+
+
+# --- filepath.Match syntax ---------------------------------------------------------------
+# patternmatcher rejects what Go's filepath.Match(pattern, ".") rejects; modern Go checks
+# the whole pattern, chunk by chunk, with these rules.
+
+
+def _valid_match_syntax(pattern: str) -> bool:
+    while pattern:
+        chunk, pattern = _scan_chunk(pattern)
+        if not _valid_chunk(chunk):
+            return False
+    return True
+
+
+def _scan_chunk(pattern: str) -> tuple[str, str]:
+    """Split off leading stars and the text up to the next star outside a class."""
+    pattern = pattern.lstrip("*")
+    in_range = False
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            if i + 1 < len(pattern):
+                i += 1
+        elif ch == "[":
+            in_range = True
+        elif ch == "]":
+            in_range = False
+        elif ch == "*" and not in_range:
+            break
+        i += 1
+    return pattern[:i], pattern[i:]
+
+
+def _valid_chunk(chunk: str) -> bool:
+    while chunk:
+        ch = chunk[0]
+        if ch == "[":
+            chunk = chunk[1:]
+            if chunk.startswith("^"):
+                chunk = chunk[1:]
+            ranges = 0
+            while True:
+                if chunk.startswith("]") and ranges > 0:
+                    chunk = chunk[1:]
+                    break
+                ok, chunk = _class_char(chunk)
+                if not ok:
+                    return False
+                if chunk.startswith("-"):
+                    ok, chunk = _class_char(chunk[1:])
+                    if not ok:
+                        return False
+                ranges += 1
+        elif ch == "\\":
+            if len(chunk) < 2:
+                return False
+            chunk = chunk[2:]
+        else:
+            chunk = chunk[1:]
+    return True
+
+
+def _class_char(chunk: str) -> tuple[bool, str]:
+    """Go's getEsc: one (possibly escaped) class character, which must not end the chunk."""
+    if not chunk or chunk[0] in "-]":
+        return False, chunk
+    if chunk[0] == "\\":
+        chunk = chunk[1:]
+        if not chunk:
+            return False, chunk
+    if "\udc80" <= chunk[0] <= "\udcff":  # an undecodable byte: Go's RuneError
+        return False, chunk
+    rest = chunk[1:]
+    return bool(rest), rest
+
+
+# --- patternmatcher's compile: pattern -> match kind + Go regexp text --------------------
+
+
+def _compile(pattern: str) -> tuple[str, str]:
+    regex = "^"
+    kind = _EXACT
+    pos = 0
+    step = 0
+    while pos < len(pattern):
+        ch = pattern[pos]
+        pos += 1
+        if ch == "*":
+            if pattern.startswith("*", pos):
+                pos += 1
+                if pattern.startswith("/", pos):  # **/ is the same as **
+                    pos += 1
+                if pos >= len(pattern):
+                    if kind == _EXACT:
+                        kind = _PREFIX
+                    else:
+                        regex += ".*"
+                        kind = _REGEXP
+                else:
+                    regex += "(.*/)?"  # any number of directories, even none
+                    kind = _REGEXP
+                if step == 0:
+                    kind = _SUFFIX
+            else:
+                regex += "[^/]*"
+                kind = _REGEXP
+        elif ch == "?":
+            regex += "[^/]"
+            kind = _REGEXP
+        elif ch in ".+()|{}$":
+            regex += "\\" + ch
+        elif ch == "\\":
+            if pos < len(pattern):
+                regex += "\\" + pattern[pos]
+                pos += 1
+                kind = _REGEXP
+            else:
+                regex += "\\"
+        elif ch in "[]":
+            regex += ch
+            kind = _REGEXP
+        else:
+            regex += ch
+        step += 1
+    return kind, regex
+
+
+# --- Go regexp text -> Python regex ------------------------------------------------------
+# The constructs that can appear: literals, \-escapes copied from the pattern, [...] classes
+# copied raw (possibly with POSIX [:name:] inside), and patternmatcher's own [^/]*, [^/],
+# (.*/)?, .*. Go (RE2) and Python agree on all of it except the escapes and POSIX classes
+# handled here; anything else RE2-only is refused rather than guessed.
+
+_POSIX = {
+    "alnum": "0-9A-Za-z",
+    "alpha": "A-Za-z",
+    "ascii": "\\x00-\\x7f",
+    "blank": "\\t ",
+    "cntrl": "\\x00-\\x1f\\x7f",
+    "digit": "0-9",
+    "graph": "!-~",
+    "lower": "a-z",
+    "print": " -~",
+    "punct": "!-/:-@\\[-`{-~",
+    "space": "\\t\\n\\v\\f\\r ",
+    "upper": "A-Z",
+    "word": "0-9A-Za-z_",
+    "xdigit": "0-9A-Fa-f",
+}
+_GO_SPACE_CLASS = "\\t\\n\\f\\r "  # Go's \s (Python's ASCII \s adds \v)
+
+
+def _python_regex(go: str) -> re.Pattern[str]:
+    out: list[str] = []
+    i = 0
+    in_class = False
+    while i < len(go):
+        ch = go[i]
+        if ch == "\\":
+            if i + 1 >= len(go):
+                raise _BadPattern("trailing backslash")
+            out.append(_escape(go[i + 1], in_class))
+            i += 2
+            continue
+        if in_class:
+            if go.startswith("[:", i):
+                end = go.find(":]", i + 2)
+                name = go[i + 2 : end] if end > 0 else ""
+                if end > 0:
+                    if name not in _POSIX:  # RE2 refuses unknown names; [:^x:] unsupported
+                        raise _BadPattern(f"unknown or unsupported class [:{name}:]")
+                    out.append(_POSIX[name])
+                    i = end + 2
+                    continue
+            if ch == "]":
+                in_class = False
+                out.append("]")
+            elif ch in "[&~|":
+                out.append("\\" + ch)  # literal in RE2; Python may read [, &&, ~~, || as sets
+            else:
+                out.append(ch)
+            i += 1
+            continue
+        if ch == "[":
+            in_class = True
+            out.append("[")
+            i += 1
+            if go.startswith("^", i):
+                out.append("^")
+                i += 1
+            if go.startswith("]", i):  # a leading ] is a literal member in both
+                out.append("\\]")
+                i += 1
+            continue
+        out.append(ch)
+        i += 1
+    out.append("\\Z")  # Go's $ is end of text; Python's $ would also match before a \n
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return re.compile("".join(out), re.ASCII)
+
+
+def _escape(ch: str, in_class: bool) -> str:
+    if ch.isascii() and not ch.isalnum():
+        return "\\" + ch  # RE2 and Python: escaped punctuation is itself
+    if ch in "afnrtv":
+        return "\\" + ch
+    if ch in "dDwW":
+        return "\\" + ch  # ASCII classes in RE2; re.ASCII makes Python's the same
+    if ch == "s":
+        return _GO_SPACE_CLASS if in_class else f"[{_GO_SPACE_CLASS}]"
+    if ch == "S" and not in_class:
+        return f"[^{_GO_SPACE_CLASS}]"
+    if not in_class and ch in "bBA":
+        return "\\" + ch
+    if not in_class and ch == "z":
+        return "\\Z"
+    raise _BadPattern(f"unsupported escape \\{ch}")
+
+
+# --- the walker's shortcut ---------------------------------------------------------------
+
+
+def _may_reach_inside(exception: IgnorePattern, components: list[str]) -> bool:
+    """Could `exception` match the directory `components` or anything below it?"""
+    segments = exception.text.split("/")
+    for depth, component in enumerate(components):
+        if depth >= len(segments):
+            return True  # it matches an ancestor, so (by parent matching) everything inside
+        segment = segments[depth]
+        if "**" in segment or "[" in segment or "\\" in segment:
+            return True  # classes may match "/", ** any depth: do not try to be clever
+        if not _segment_matches(segment, component):
+            return False
+    return True
+
+
+def _segment_matches(segment: str, component: str) -> bool:
+    kind, go_regex = _compile(segment)
+    if kind == _EXACT:
+        return segment == component
+    try:
+        return _python_regex(go_regex).search(component) is not None
+    except (_BadPattern, re.error):
+        return True
