@@ -1,14 +1,14 @@
 """The error tree. Library code raises these; only pybuild.cli prints them and picks exit codes.
 
-    PybuildError
-     +-- DockerfileError(path, line)   a Dockerfile, .dockerignore or build-arg problem
-     +-- BuildError(step)              a build step failed (step names file:line)
-     +-- ImageError(ref)               a missing, corrupt or invalid image / reference
-     +-- StoreError                    the store on disk is inconsistent or locked
-     +-- RegistryError(ref, status)    a registry refused or broke a transfer
-     +-- ContainerError(id)            a container could not be set up or driven
-          +-- CommandNotFound          exit 127 (executable not found)
-          +-- CommandNotExecutable     exit 126 (found but not executable)
+PybuildError
+ +-- DockerfileError(path, line)   a Dockerfile, .dockerignore or build-arg problem
+ +-- BuildError(step)              a build step failed (step names file:line)
+ +-- ImageError(ref)               a missing, corrupt or invalid image / reference
+ +-- StoreError                    the store on disk is inconsistent or locked
+ +-- RegistryError(ref, status)    a registry refused or broke a transfer
+ +-- ContainerError(id)            a container could not be set up or driven
+      +-- CommandNotFound          exit 127 (executable not found)
+      +-- CommandNotExecutable     exit 126 (found but not executable)
 """
 
 from __future__ import annotations

@@ -20,8 +20,13 @@ def main(argv: list[str] | None = None) -> None:
     if args and args[0] in SUBCOMMANDS:
         module, _, attr = SUBCOMMANDS[args[0]].partition(":")
         command = getattr(importlib.import_module(module), attr)
-        sys.exit(run_guarded(lambda: command.main(args=args[1:], prog_name=f"pybuild {args[0]}",
-                                                  standalone_mode=False)))
+        sys.exit(
+            run_guarded(
+                lambda: command.main(
+                    args=args[1:], prog_name=f"pybuild {args[0]}", standalone_mode=False
+                )
+            )
+        )
     from pybuild.cli.build_command import build  # the build command itself (issues 2 and 5)
 
     sys.exit(run_guarded(lambda: build.main(args=args, prog_name="pybuild", standalone_mode=False)))

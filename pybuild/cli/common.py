@@ -64,5 +64,7 @@ def store_root(option: str | None = None) -> str:
         return env
     if os.geteuid() == 0:
         return "/var/lib/pybuild"
-    xdg = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    xdg = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
     return os.path.join(xdg, "pybuild")

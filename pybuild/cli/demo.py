@@ -15,7 +15,9 @@ def main() -> int:
     rc = 0
     for dockerfile in fixtures:
         print(f"\n$ pybuild --plan {dockerfile.parent.relative_to(REPO)}", flush=True)
-        r = subprocess.run([sys.executable, "-m", "pybuild.cli.build", "--plan", str(dockerfile.parent)])
+        r = subprocess.run(
+            [sys.executable, "-m", "pybuild.cli.build", "--plan", str(dockerfile.parent)]
+        )
         rc = rc or r.returncode
     return rc
 

@@ -33,7 +33,9 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--root", envvar="PYBUILD_ROOT", help="Store root (default /var/lib/pybuild as root).")
+@click.option(
+    "--root", envvar="PYBUILD_ROOT", help="Store root (default /var/lib/pybuild as root)."
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(package_name="pybuild", prog_name="pyrun")
 @click.pass_context

@@ -3,8 +3,9 @@
 Reading follows ignorefile.ReadAll: a UTF-8 BOM is dropped, lines *starting* with `#` are
 comments (an indented `#` is a pattern), lines are trimmed, `!` marks an exception, each
 pattern is filepath.Clean-ed and a leading `/` dropped. Matching follows
-PatternMatcher.MatchesOrParentMatches: patterns apply in order and the last one that
-matches wins; a pattern matching a parent directory matches everything below it.
+the walk BuildKit does (fsutil, PatternMatcher.MatchesUsingParentResults): patterns apply
+in order, the last one that matches wins, and a pattern matching a parent directory matches
+everything below it.
 
 Why not pathspec: it implements gitignore, which is a different language (a bare `foo`
 matches at any depth, a trailing `/` means "directories only", `**` rules differ). Docker
@@ -26,7 +27,7 @@ from pathlib import Path
 from pybuild.errors import DockerfileError
 from pybuild.grammar.gocompat import clean_path, scan_lines, trim_space
 
-__all__ = ["IgnorePattern", "IgnoreRules", "load_ignore"]
+__all__ = ["IgnorePattern", "IgnoreRules", "ParentMatches", "load_ignore"]
 
 _EXACT, _PREFIX, _SUFFIX, _REGEXP = "exact", "prefix", "suffix", "regexp"
 
@@ -45,19 +46,43 @@ class IgnorePattern:
     kind: str = field(default=_EXACT, compare=False)
     regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
 
+    def __post_init__(self) -> None:
+        # Decide the test once: matches() runs for every path of a context walk.
+        if self.kind == _EXACT:
+            test = self.text.__eq__
+        elif self.kind == _PREFIX:
+            test = _starts_with(self.text[:-2])  # the pattern minus its trailing **
+        elif self.kind == _SUFFIX:
+            test = _ends_with(self.text[2:])  # the pattern minus its leading **
+        else:
+            assert self.regex is not None
+            search = self.regex.search
+            test = lambda path: search(path) is not None  # noqa: E731
+        object.__setattr__(self, "_test", test)
+
     def matches(self, path: str) -> bool:
         """Whether this pattern alone matches the clean, slash-separated `path`."""
-        if self.kind == _EXACT:
-            return path == self.text
-        if self.kind == _PREFIX:
-            return path.startswith(self.text[:-2])  # the pattern minus its trailing **
-        if self.kind == _SUFFIX:
-            suffix = self.text[2:]  # the pattern minus its leading **
-            if path.endswith(suffix):
-                return True
-            return suffix.startswith("/") and path == suffix[1:]  # **/foo matches foo
-        assert self.regex is not None
-        return self.regex.search(path) is not None
+        return self._test(path)  # type: ignore[attr-defined]
+
+
+def _starts_with(prefix: str):
+    return lambda path: path.startswith(prefix)
+
+
+def _ends_with(suffix: str):
+    bare = suffix[1:] if suffix.startswith("/") else None  # **/foo also matches foo
+
+    def test(path: str) -> bool:
+        return path.endswith(suffix) or path == bare
+
+    return test
+
+
+@dataclass(frozen=True)
+class ParentMatches:
+    """Which patterns matched a directory: what `IgnoreRules.match` hands down a walk."""
+
+    matched: tuple[bool, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,26 +117,59 @@ class IgnoreRules:
         return any(p.exclusion for p in self.patterns)
 
     def ignored(self, relpath: str) -> bool:
-        """Whether `relpath` (slash-separated, relative to the context) is excluded."""
+        """Whether `relpath` (slash-separated, relative to the context) is excluded.
+
+        The answer is the one BuildKit's context walk gives: each ancestor directory is
+        matched first and its per-pattern results are handed down (`match`). That differs
+        from patternmatcher's MatchesOrParentMatches in one corner: with `a/a` then `!a`,
+        the walk excludes `a/a` (the exception was skipped at `a`, never re-tried against
+        the parent), so we do too."""
         if not self.patterns:
             return False
         path = _clean_relative(relpath)
         if path == ".":
             return False  # the context root itself is never excluded
-        parent = posixpath.dirname(path)
-        parents: list[str] = []
-        if parent:
-            parts = parent.split("/")
-            parents = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        state: tuple[bool, ...] = ()
+        answer = False
+        for prefix in [*_parents(path), path]:
+            answer, state = self._match(prefix, state)
+        return answer
+
+    def match(
+        self, relpath: str, parent: ParentMatches | None = None
+    ) -> tuple[bool, ParentMatches]:
+        """PatternMatcher.MatchesUsingParentResults, for a walker going top-down: pass
+        the state returned for a directory when asking about its entries, so patterns that
+        matched the directory are not tried again. Same answers as `ignored`."""
+        known = parent.matched if parent is not None else ()
+        if known and len(known) != len(self.patterns):
+            raise ValueError("parent state belongs to other rules")
+        answer, state = self._match(_clean_relative(relpath), known)
+        return answer, ParentMatches(state)
+
+    def _match(self, path: str, known: tuple[bool, ...]) -> tuple[bool, tuple[bool, ...]]:
+        if path == ".":
+            return False, (False,) * len(self.patterns)
+        parents: list[str] | None = None
         matched = False
-        for pattern in self.patterns:
-            # An inclusion cannot change an already-excluded path, nor an exception an
-            # included one: skip them, as patternmatcher does.
-            if pattern.exclusion != matched:
-                continue
-            if pattern.matches(path) or any(pattern.matches(p) for p in parents):
+        state = []
+        for index, pattern in enumerate(self.patterns):
+            hit = bool(known) and known[index]
+            if not hit:
+                # An inclusion cannot change an excluded path, nor an exception an
+                # included one: skip them (and record no match), as patternmatcher does.
+                if pattern.exclusion != matched:
+                    state.append(False)
+                    continue
+                hit = pattern.matches(path)
+                if not hit and not known:
+                    if parents is None:
+                        parents = _parents(path)
+                    hit = any(pattern.matches(p) for p in parents)
+            state.append(hit)
+            if hit:
                 matched = not pattern.exclusion
-        return matched
+        return matched, tuple(state)
 
     def can_skip_dir(self, relpath: str) -> bool:
         """Whether a walker may skip directory `relpath` without looking inside: it is
@@ -186,6 +244,15 @@ def _new_pattern(raw: str, line: int) -> IgnorePattern:
         except (_BadPattern, re.error):
             raise _BadPattern(f"syntax error in pattern {pattern!r}") from None
     return IgnorePattern(pattern, exclusion, line, kind, regex)
+
+
+def _parents(path: str) -> list[str]:
+    """Every ancestor of a clean relative path, outermost first: a/b/c -> [a, a/b]."""
+    parent = posixpath.dirname(path)
+    if not parent:
+        return []
+    parts = parent.split("/")
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
 def _clean_relative(relpath: str) -> str:
@@ -347,7 +414,14 @@ _POSIX = {
 _GO_SPACE_CLASS = "\\t\\n\\f\\r "  # Go's \s (Python's ASCII \s adds \v)
 
 
+_ANY_DIRS = "(.*/)?"
+
+
 def _python_regex(go: str) -> re.Pattern[str]:
+    # `**/**/` gives (.*/)?(.*/)?, which means the same as one (.*/)? but makes a
+    # backtracking matcher (Python's; RE2 is linear) slow on deep paths: keep one.
+    while _ANY_DIRS * 2 in go:
+        go = go.replace(_ANY_DIRS * 2, _ANY_DIRS)
     out: list[str] = []
     i = 0
     in_class = False

@@ -22,7 +22,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pybuild.errors import PybuildError
+from pybuild.errors import DockerfileError, PybuildError
 from pybuild.grammar.gocompat import GO_SPACE
 
 __all__ = [
@@ -49,6 +49,12 @@ class ExpansionError(PybuildError):
         self.word = word
         super().__init__(f"failed to process {_go_quote(word)}: {reason}")
 
+    def located(self, path: str, line: int | None) -> DockerfileError:
+        """The same failure as a DockerfileError at `path:line`, for the caller to raise."""
+        error = DockerfileError(self.message, path=path, line=line)
+        error.__cause__ = self
+        return error
+
 
 @dataclass(frozen=True)
 class Expansion:
@@ -69,6 +75,10 @@ def process(word: str, env: Mapping[str, str], escape: str = "\\") -> Expansion:
         result, words = scan.until(_EOF, raw_escapes=False)
     except _SyntaxFault as fault:
         raise ExpansionError(fault.reason, word) from None
+    except RecursionError:
+        # Go's growable stacks have no such limit; hundreds of nested ${...:-${...}}
+        # are no real Dockerfile, so refusing them is the honest answer.
+        raise ExpansionError("expansions nested too deeply", word) from None
     return Expansion(
         result, tuple(words), frozenset(scan.matched), frozenset(scan.unmatched - scan.matched)
     )

@@ -271,3 +271,37 @@ def test_skipped_directories_hide_only_ignored_paths(rules, directory, below):
     ignore = IgnoreRules.from_text(text)
     if ignore.can_skip_dir("/".join(directory)):
         assert ignore.ignored("/".join(directory + below))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rules=st.lists(st.tuples(st.booleans(), _SAFE_PATTERN), min_size=1, max_size=4),
+    path=st.lists(st.sampled_from(["a", "b", "ab", "c"]), min_size=1, max_size=4),
+)
+def test_walking_with_parent_state_agrees_with_ignored(rules, path):
+    # [pm] MatchesUsingParentResults is documented to answer as MatchesOrParentMatches
+    text = "\n".join(("!" if neg else "") + "/".join(parts) for neg, parts in rules)
+    ignore = IgnoreRules.from_text(text)
+    state = None
+    for depth in range(1, len(path) + 1):
+        prefix = "/".join(path[:depth])
+        answer, state = ignore.match(prefix, state)
+        assert answer is ignore.ignored(prefix)
+
+
+def test_walk_semantics_where_patternmatcher_functions_disagree():
+    # [derived] fsutil's walk (MatchesUsingParentResults) excludes a/a here, while
+    # MatchesOrParentMatches would re-include it through the exception on the parent "a".
+    rules = IgnoreRules.from_text("a/a\n!a")
+    assert not rules.ignored("a")
+    assert rules.ignored("a/a")
+    # asked without a parent state, match() falls back to MatchesOrParentMatches' check
+    assert rules.match("a/a")[0] is False
+
+
+def test_deep_double_star_chains_stay_fast():
+    # (.*/)? repeated would backtrack exponentially in Python's matcher; RE2 is linear
+    rules = IgnoreRules.from_text("/".join(["**"] * 12) + "/x")
+    deep = "/".join(["d"] * 60) + "/y"
+    assert not rules.ignored(deep)
+    assert rules.ignored("d/d/x")

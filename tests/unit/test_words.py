@@ -457,3 +457,20 @@ def test_random_input_only_raises_expansion_error(word, env, escape):
 @given(st.text(st.characters(blacklist_characters="$'\"\\`\ufeff"), max_size=40))
 def test_plain_text_is_unchanged(word):
     assert expand(word, {"A": "1"}) == word
+
+
+def test_located_error_is_a_dockerfile_error():
+    from pybuild.errors import DockerfileError
+
+    with pytest.raises(ExpansionError) as caught:
+        expand("${X:?need X}", {})
+    located = caught.value.located("Dockerfile", 4)
+    assert isinstance(located, DockerfileError)
+    assert str(located) == 'Dockerfile:4: failed to process "${X:?need X}": X: need X'
+
+
+def test_absurd_nesting_is_an_expansion_error():
+    word = "${A:-" * 2000 + "x" + "}" * 2000
+    with pytest.raises(ExpansionError, match="nested too deeply"):
+        expand(word, {})
+    assert expand("${A:-" * 50 + "x" + "}" * 50, {}) == "x"
