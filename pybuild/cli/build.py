@@ -9,7 +9,7 @@ from pybuild.cli.common import run_guarded
 
 # `pybuild SUBCOMMAND ...` for the few non-build verbs; anything else is a build.
 SUBCOMMANDS: dict[str, str] = {
-    # "parse": "pybuild.cli.parse:parse",   (issue 2)
+    "parse": "pybuild.cli.parse:parse",
 }
 
 
