@@ -14,11 +14,12 @@ def main() -> int:
     fixtures = sorted(p for p in (REPO / "fixtures" / "dockerfiles").glob("*/Dockerfile"))
     rc = 0
     for dockerfile in fixtures:
-        print(f"\n$ pybuild --plan {dockerfile.parent.relative_to(REPO)}", flush=True)
-        r = subprocess.run(
-            [sys.executable, "-m", "pybuild.cli.build", "--plan", str(dockerfile.parent)]
-        )
+        context = str(dockerfile.parent.relative_to(REPO))
+        print(f"\n$ pybuild --plan {context}", flush=True)
+        r = subprocess.run([sys.executable, "-m", "pybuild.cli.build", "--plan", context], cwd=REPO)
         rc = rc or r.returncode
+    print("\n(The same graph as Graphviz: pybuild --plan=dot fixtures/dockerfiles/multi-stage"
+          " | dot -Tsvg > plan.svg)")
     return rc
 
 
