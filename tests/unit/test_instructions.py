@@ -206,7 +206,7 @@ def test_instructions_keep_words_unexpanded_and_spans():
     typed = type_dockerfile(parse(
         "ARG V=1\n"
         "FROM --platform=$BUILDPLATFORM busybox:$V AS Build\n"
-        "ENV A=$V B \\\n    c\n"
+        "ENV A=$V \\\n    B=c\n"
         "COPY --from=x --chown=$U:$G --link --exclude=*.md --exclude=*.txt a b /d/\n"
         "RUN --mount=type=cache,target=/root/.cache,id=$ID --network=none [\"make\", \"all\"]\n"
         "HEALTHCHECK --interval=1m30s --timeout=500ms --retries=3 CMD curl -f http://x/\n"
