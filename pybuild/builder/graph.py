@@ -75,7 +75,8 @@ class BuildGraph:
     path: str
     escape: str
     global_args: tuple[Arg, ...]
-    global_env: tuple[tuple[str, str], ...]  # what FROM lines see, after --build-arg
+    global_env: tuple[tuple[str, str], ...]  # declared global ARGs' values, after --build-arg
+    auto_args: tuple[tuple[str, str], ...]  # BUILDPLATFORM, TARGETARCH, ... (also seen by FROM)
     build_args: tuple[tuple[str, str], ...]
     stages: tuple[Stage, ...]
     target: int
@@ -261,6 +262,7 @@ def build_graph(tree, build_args: Mapping[str, str] | None = None, target: str |
     return BuildGraph(
         path=path, escape=escape, global_args=typed.global_args,
         global_env=tuple(sorted((k, v) for k, v in global_env.items() if k in global_keys)),
+        auto_args=tuple(sorted((k, global_env.get(k, v)) for k, v in auto.items())),
         build_args=tuple(sorted(build_args.items())), stages=tuple(stages),
         target=target_index, order=order, levels=_levels(stages, order),
         warnings=tuple(warnings))

@@ -72,7 +72,7 @@ def render_text(graph: BuildGraph, source: str | None = None) -> str:
                 default=0)
     for stage in graph.stages:
         out.append("")
-        heading = f"Stage {stage.index}: {stage.label}"
+        heading = f"Stage {stage.index}" + (f": {stage.name}" if stage.name else "")
         if stage.index == graph.target:
             heading += " (target)"
         if stage.index not in graph.needed:

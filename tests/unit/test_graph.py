@@ -177,3 +177,25 @@ def test_single_stage():
     graph = graph_of("FROM centos:latest\nRUN yum -y install httpd\n")
     assert graph.order == (0,) and graph.levels == ((0,),) and graph.skipped == ()
     assert graph.stages[0].label == "stage-0"
+
+
+def test_every_real_world_dockerfile_makes_a_graph(shared_dir):
+    from pybuild.builder.plan import render_dot, render_text
+
+    files = sorted((shared_dir / "conformance" / "real-world").rglob("Dockerfile"))
+    assert len(files) >= 100
+    multi = 0
+    for path in files:
+        graph = build_graph(parse(path.read_bytes()), auto_args=AUTO)
+        assert graph.order and graph.order[-1] == graph.target, path
+        assert render_text(graph) and render_dot(graph)
+        multi += len(graph.stages) > 1
+        assert not [w for w in graph.warnings if w.rule.startswith("Undefined")], path
+    assert multi > 0  # tomcat's images are multi-stage
+
+
+def test_auto_args_are_kept_and_can_be_overridden():
+    graph = graph_of("FROM alpine:$TARGETARCH\n", build_args={"TARGETARCH": "riscv64"})
+    assert graph.stages[0].base == "alpine:riscv64"
+    assert dict(graph.auto_args)["TARGETARCH"] == "riscv64"
+    assert dict(graph.auto_args)["BUILDPLATFORM"] == "linux/amd64"

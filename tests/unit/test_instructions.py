@@ -43,6 +43,10 @@ ERRORS = [
     ("ARG A=1\nARG B\n", None, "dockerfile contains no stages to build"),
     ("FROM busybox\nENV\n", 2, "ENV requires at least one argument"),
     ("FROM busybox\nLABEL\n", 2, "LABEL requires at least one argument"),
+    ("FROM busybox\nENV =x\n", 2, "ENV names can not be blank"),
+    ("FROM busybox\nLABEL =x\n", 2, "LABEL names can not be blank"),
+    ("FROM busybox\nLABEL version\n", 2, "LABEL must have two arguments"),
+    ("ARG A=${B:?missing}\nFROM busybox\n", 1, 'failed to process "${B:?missing}": B: missing'),
     # flags, per instruction
     ("FROM busybox\nRUN --foo echo\n", 2, "unknown flag: --foo"),
     ("FROM busybox\nRUN --mont=type=cache,target=/c true\n", 2,
