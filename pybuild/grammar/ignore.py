@@ -52,6 +52,8 @@ class IgnorePattern:
             test = self.text.__eq__
         elif self.kind == _PREFIX:
             test = _starts_with(self.text[:-2])  # the pattern minus its trailing **
+        elif self.kind == _SUFFIX and not self.text.startswith("**"):
+            test = _ends_with_bytes(self.text)
         elif self.kind == _SUFFIX:
             test = _ends_with(self.text[2:])  # the pattern minus its leading **
         else:
@@ -67,6 +69,18 @@ class IgnorePattern:
 
 def _starts_with(prefix: str):
     return lambda path: path.startswith(prefix)
+
+
+def _ends_with_bytes(text: str):
+    # Only for a pattern that starts with a BOM (which Go's scanner skipped while
+    # compiling it): patternmatcher then cuts two *bytes* off the UTF-8 text.
+    suffix = text.encode("utf-8", "surrogateescape")[2:]
+
+    def test(path: str) -> bool:
+        raw = path.encode("utf-8", "surrogateescape")
+        return raw.endswith(suffix) or (suffix.startswith(b"/") and raw == suffix[1:])
+
+    return test
 
 
 def _ends_with(suffix: str):
@@ -240,7 +254,7 @@ def _new_pattern(raw: str, line: int) -> IgnorePattern:
     regex = None
     if kind == _REGEXP:
         try:
-            regex = _python_regex(go_regex)
+            regex = _python_regex(go_regex + "$")
         except (_BadPattern, re.error):
             raise _BadPattern(f"syntax error in pattern {pattern!r}") from None
     return IgnorePattern(pattern, exclusion, line, kind, regex)
@@ -344,7 +358,7 @@ def _class_char(chunk: str) -> tuple[bool, str]:
 def _compile(pattern: str) -> tuple[str, str]:
     regex = "^"
     kind = _EXACT
-    pos = 0
+    pos = 1 if pattern.startswith("\ufeff") else 0  # Go's text/scanner drops a leading BOM
     step = 0
     while pos < len(pattern):
         ch = pattern[pos]
@@ -371,7 +385,10 @@ def _compile(pattern: str) -> tuple[str, str]:
         elif ch == "?":
             regex += "[^/]"
             kind = _REGEXP
-        elif ch in ".+()|{}$":
+        elif ch in ".+()$":
+            # patternmatcher means to escape `.+()|{}$`, but its bitmap overflows a byte
+            # for characters >= 64, so `|`, `{` and `}` reach the regexp raw: `a|b` is an
+            # alternation and `x{2}` a repeat in Docker. We keep that.
             regex += "\\" + ch
         elif ch == "\\":
             if pos < len(pattern):
@@ -411,6 +428,8 @@ _POSIX = {
     "word": "0-9A-Za-z_",
     "xdigit": "0-9A-Fa-f",
 }
+_REPEAT = re.compile(r"\{([0-9]+)(?:,([0-9]*))?\}")  # RE2's {n} {n,} {n,m}; not {,m}
+_ZERO_WIDTH = frozenset({"^", "\\b", "\\B", "\\A", "\\Z"})
 _GO_SPACE_CLASS = "\\t\\n\\f\\r "  # Go's \s (Python's ASCII \s adds \v)
 
 
@@ -420,7 +439,7 @@ _ANY_DIRS = "(.*/)?"
 def _python_regex(go: str) -> re.Pattern[str]:
     # `**/**/` gives (.*/)?(.*/)?, which means the same as one (.*/)? but makes a
     # backtracking matcher (Python's; RE2 is linear) slow on deep paths: keep one.
-    while _ANY_DIRS * 2 in go:
+    while _ANY_DIRS * 2 in go and "\\Q" not in go:  # (\Q...\E would quote it)
         go = go.replace(_ANY_DIRS * 2, _ANY_DIRS)
     out: list[str] = []
     i = 0
@@ -430,8 +449,11 @@ def _python_regex(go: str) -> re.Pattern[str]:
         if ch == "\\":
             if i + 1 >= len(go):
                 raise _BadPattern("trailing backslash")
-            out.append(_escape(go[i + 1], in_class))
-            i += 2
+            text, i = _escape(go, i, in_class)
+            out.append(text)
+            if in_class and text in _CLASS_ESCAPES and go.startswith("-", i):
+                out.append("\\-")  # after \d etc. RE2 (Perl mode) takes - as a literal
+                i += 1
             continue
         if in_class:
             if go.startswith("[:", i):
@@ -442,6 +464,9 @@ def _python_regex(go: str) -> re.Pattern[str]:
                         raise _BadPattern(f"unknown or unsupported class [:{name}:]")
                     out.append(_POSIX[name])
                     i = end + 2
+                    if go.startswith("-", i):
+                        out.append("\\-")
+                        i += 1
                     continue
             if ch == "]":
                 in_class = False
@@ -463,29 +488,82 @@ def _python_regex(go: str) -> re.Pattern[str]:
                 out.append("\\]")
                 i += 1
             continue
-        out.append(ch)
+        if ch == "{":
+            repeat = _REPEAT.match(go, i)
+            if repeat is None:
+                out.append("\\{")  # RE2 reads a brace that is not a repeat as a literal
+                i += 1
+                continue
+            if any(int(n) > 1000 for n in repeat.groups() if n):
+                raise _BadPattern("invalid repeat count")
+            if out and out[-1] in _ZERO_WIDTH:
+                out[-1] = f"(?:{out[-1]})"  # RE2 repeats an assertion; Python needs a group
+            out.append(repeat.group(0))
+            i = repeat.end()
+            continue
+        if ch == "}":
+            out.append("\\}")
+        elif ch == "$":
+            out.append("\\Z")  # Go's $ is end of text; Python's also matches before a \n
+        else:
+            out.append(ch)
         i += 1
-    out.append("\\Z")  # Go's $ is end of text; Python's $ would also match before a \n
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         return re.compile("".join(out), re.ASCII)
 
 
-def _escape(ch: str, in_class: bool) -> str:
+_CLASS_ESCAPES = frozenset({"\\d", "\\D", "\\w", "\\W", "\\S", _GO_SPACE_CLASS})
+_OCTAL = frozenset("01234567")
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _escape(go: str, i: int, in_class: bool) -> tuple[str, int]:
+    """Translate the RE2 escape at go[i] (a backslash); return it and the next index."""
+    ch = go[i + 1]
+    after = i + 2
     if ch.isascii() and not ch.isalnum():
-        return "\\" + ch  # RE2 and Python: escaped punctuation is itself
+        return "\\" + ch, after  # RE2 and Python: escaped punctuation is itself
     if ch in "afnrtv":
-        return "\\" + ch
+        return "\\" + ch, after
     if ch in "dDwW":
-        return "\\" + ch  # ASCII classes in RE2; re.ASCII makes Python's the same
+        return "\\" + ch, after  # ASCII classes in RE2; re.ASCII makes Python's the same
     if ch == "s":
-        return _GO_SPACE_CLASS if in_class else f"[{_GO_SPACE_CLASS}]"
-    if ch == "S" and not in_class:
-        return f"[^{_GO_SPACE_CLASS}]"
+        return (_GO_SPACE_CLASS if in_class else f"[{_GO_SPACE_CLASS}]"), after
+    if ch == "S":
+        # Outside a class exactly Go's; inside one Python's \S, which differs from Go's
+        # only in refusing \v (not a character file names are made of).
+        return ("\\S" if in_class else f"[^{_GO_SPACE_CLASS}]"), after
     if not in_class and ch in "bBA":
-        return "\\" + ch
+        return "\\" + ch, after
     if not in_class and ch == "z":
-        return "\\Z"
+        return "\\Z", after
+    if ch in _OCTAL:
+        # \0 and \1-\7 followed by an octal digit take up to three digits; a lone \1 is
+        # a backreference, which RE2 refuses.
+        digits = ch
+        while len(digits) < 3 and after < len(go) and go[after] in _OCTAL:
+            digits += go[after]
+            after += 1
+        if ch != "0" and len(digits) == 1:
+            raise _BadPattern(f"invalid escape \\{ch}")
+        return re.escape(chr(int(digits, 8))), after
+    if ch == "x":
+        if go.startswith("{", after):
+            end = go.find("}", after)
+            digits = go[after + 1 : end] if end > 0 else ""
+            if not digits or not set(digits) <= _HEX or int(digits, 16) > 0x10FFFF:
+                raise _BadPattern("invalid escape \\x{...}")
+            return re.escape(chr(int(digits, 16))), end + 1
+        digits = go[after : after + 2]
+        if len(digits) != 2 or not set(digits) <= _HEX:
+            raise _BadPattern("invalid escape \\x")
+        return re.escape(chr(int(digits, 16))), after + 2
+    if ch == "Q" and not in_class:
+        end = go.find("\\E", after)
+        literal = go[after:] if end < 0 else go[after:end]
+        return re.escape(literal), (len(go) if end < 0 else end + 2)
+    # \p{...}/\P{...} Unicode classes and [:^name:] have no Python equivalent: refused.
     raise _BadPattern(f"unsupported escape \\{ch}")
 
 
@@ -511,6 +589,6 @@ def _segment_matches(segment: str, component: str) -> bool:
     if kind == _EXACT:
         return segment == component
     try:
-        return _python_regex(go_regex).search(component) is not None
+        return _python_regex(go_regex + "$").search(component) is not None
     except (_BadPattern, re.error):
         return True

@@ -32,6 +32,7 @@ __all__ = [
     "expand_words",
     "expand_with_matches",
     "expands",
+    "expanded_flags",
     "expands_flags",
     "process",
 ]
@@ -385,7 +386,7 @@ class _Scanner:
 def _pattern_regex(pattern: str, greedy: bool, anchored: bool) -> re.Pattern[str]:
     out = ["^"] if anchored else []
     star = ".*" if greedy else ".*?"
-    i = 0
+    i = 1 if pattern.startswith("\ufeff") else 0  # Go's text/scanner drops a leading BOM
     while i < len(pattern):
         ch = pattern[i]
         i += 1
@@ -547,10 +548,17 @@ EXPANDED_ARGUMENTS = frozenset(
         "workdir",
     }
 )
-# Instructions whose flag values are expanded: FROM --platform, RUN --mount/--network/
-# --security, COPY/ADD --from/--chown/--chmod/--checksum/--exclude. HEALTHCHECK's durations
-# are not.
-EXPANDED_FLAGS = frozenset({"add", "copy", "from", "run"})
+# Flag values that are expanded, per instruction (BuildKit's instructions/dockerfile2llb:
+# FROM --platform with the global ARGs, RUN --mount options, COPY/ADD ownership, mode,
+# checksum, excludes and COPY --from). RUN --network/--security are listed too: their
+# values are plain words, so expanding them only matters if someone writes a `$`.
+# HEALTHCHECK's durations and boolean flags (--link, --parents, --keep-git-dir) are not.
+EXPANDED_FLAGS: dict[str, frozenset[str]] = {
+    "from": frozenset({"platform"}),
+    "run": frozenset({"mount", "network", "security"}),
+    "copy": frozenset({"from", "chown", "chmod", "exclude"}),
+    "add": frozenset({"chown", "chmod", "checksum", "exclude"}),
+}
 
 
 def expands(keyword: str) -> bool:
@@ -559,5 +567,10 @@ def expands(keyword: str) -> bool:
 
 
 def expands_flags(keyword: str) -> bool:
-    """Whether an instruction's flag values (`--chown=$UID`) undergo variable expansion."""
+    """Whether any of an instruction's flag values (`--chown=$UID`) are expanded."""
     return keyword.lower() in EXPANDED_FLAGS
+
+
+def expanded_flags(keyword: str) -> frozenset[str]:
+    """The names (without `--`) of an instruction's flags whose values are expanded."""
+    return EXPANDED_FLAGS.get(keyword.lower(), frozenset())

@@ -8,6 +8,8 @@ Sources of the expected values:
   [reference] Dockerfile reference, ".dockerignore file"; build docs, "Dockerfile-specific
               ignore files"
   [derived]   from reading patternmatcher.go / Go's filepath and regexp
+  [go]        checked during development against patternmatcher's own code built with Go
+              (its RE2 regexp leaks through patterns in these ways)
 """
 
 from __future__ import annotations
@@ -114,6 +116,25 @@ SINGLE = [
     ("[[:digit:]]*", "7up", True),
     ("[[:digit:]]*", "up", False),
     ("[z-a]", "a", BAD),  # filepath.Match accepts it, the regexp compiler does not
+    # [go] patternmatcher's bitmap leaves `|`, `{`, `}` unescaped: alternation and repeats
+    ("a|b*", "apple/x", True),
+    ("a|b*", "xyz", False),
+    ("a|b*", "x/by", True),
+    ("a?x{2}", "abxx", True),
+    ("a?x{2}", "abx{2}", False),
+    ("a?{,3}", "ab{,3}", True),  # not a repeat in RE2: literal
+    ("{2}a?", "ab", True),  # RE2 repeats the ^ anchor
+    ("a?\\d{1001}", "ab", BAD),  # RE2's repeat limit
+    # [go] more RE2 leaking through: \Q quotes the closing $, \x, octal, classes
+    ("a?\\Q", "ab$", True),
+    ("a?\\Q", "ab", False),
+    ("\\x41?", "Ab", True),
+    ("a\\12", "a\n", True),
+    ("[\\d-z]", "-", True),
+    ("[\\d-z]", "a", False),
+    ("[[:alpha:]-]?", "-b", True),
+    ("\\s?", " b", True),
+    ("a\\b?", "ab", False),
     # [reference] leading / and ./ are cleaned; a directory excludes what is below it
     ("/foo", "foo/bar", True),
     ("./foo/../bar", "bar/x", True),
