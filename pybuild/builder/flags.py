@@ -55,7 +55,9 @@ def suggest(value: str, options: Iterable[str], case_sensitive: bool = True) -> 
     return best
 
 
-def with_suggestion(message: str, value: str, options: Iterable[str], case_sensitive: bool = True) -> str:
+def with_suggestion(
+    message: str, value: str, options: Iterable[str], case_sensitive: bool = True
+) -> str:
     match = suggest(value, options, case_sensitive)
     return f"{message} (did you mean {match}?)" if match else message
 
@@ -74,9 +76,7 @@ def parse_flags(raw: Sequence[str], spec: Mapping[str, str]) -> dict[str, FlagVa
         name = flag_name[2:]
         kind = spec.get(name)
         if kind is None:
-            raise InstructionError(
-                with_suggestion(f"unknown flag: {flag_name}", name, spec.keys())
-            )
+            raise InstructionError(with_suggestion(f"unknown flag: {flag_name}", name, spec.keys()))
         if name in values and kind != STRINGS:
             raise InstructionError(f"duplicate flag specified: {flag_name}")
         if kind == BOOL:
@@ -147,7 +147,7 @@ def parse_go_duration(text: str) -> int:
         if fraction:
             value += int(fraction) * factor // 10 ** len(fraction)
         total += value
-        text = text[match.end():]
+        text = text[match.end() :]
     if total > 2**63 - 1:
         raise invalid
     return sign * total

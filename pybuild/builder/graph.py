@@ -93,9 +93,18 @@ class BuildGraph:
         return tuple(s.index for s in self.stages if s.index not in self.needed)
 
 
-_GOARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
-           "armv7l": "arm", "i686": "386", "i386": "386", "ppc64le": "ppc64le",
-           "s390x": "s390x", "riscv64": "riscv64"}
+_GOARCH = {
+    "x86_64": "amd64",
+    "amd64": "amd64",
+    "aarch64": "arm64",
+    "arm64": "arm64",
+    "armv7l": "arm",
+    "i686": "386",
+    "i386": "386",
+    "ppc64le": "ppc64le",
+    "s390x": "s390x",
+    "riscv64": "riscv64",
+}
 
 
 def platform_args(target_stage: str = "default") -> dict[str, str]:
@@ -105,8 +114,14 @@ def platform_args(target_stage: str = "default") -> dict[str, str]:
     spec = f"linux/{arch}" + (f"/{variant}" if variant else "")
     args = {"TARGETSTAGE": target_stage}
     for prefix in ("BUILD", "TARGET"):
-        args.update({f"{prefix}PLATFORM": spec, f"{prefix}OS": "linux", f"{prefix}ARCH": arch,
-                     f"{prefix}VARIANT": variant})
+        args.update(
+            {
+                f"{prefix}PLATFORM": spec,
+                f"{prefix}OS": "linux",
+                f"{prefix}ARCH": arch,
+                f"{prefix}VARIANT": variant,
+            }
+        )
     return args
 
 
@@ -178,8 +193,9 @@ def _expanded_words(command: Command) -> list[str]:
     return []
 
 
-def _global_env(typed: TypedDockerfile, build_args: Mapping[str, str],
-                auto: Mapping[str, str]) -> dict[str, str]:
+def _global_env(
+    typed: TypedDockerfile, build_args: Mapping[str, str], auto: Mapping[str, str]
+) -> dict[str, str]:
     env = dict(auto)
     env.update({k: v for k, v in build_args.items() if k in auto})
     for command in typed.global_args:
@@ -200,8 +216,12 @@ def _describe(stages: list[tuple[From, str | None]], index: int) -> str:
     return stages[index][1] or f"stage-{index}"
 
 
-def build_graph(tree, build_args: Mapping[str, str] | None = None, target: str | None = None,
-                auto_args: Mapping[str, str] | None = None) -> BuildGraph:
+def build_graph(
+    tree,
+    build_args: Mapping[str, str] | None = None,
+    target: str | None = None,
+    auto_args: Mapping[str, str] | None = None,
+) -> BuildGraph:
     """Syntax tree (grammar.Dockerfile) or TypedDockerfile -> the checked stage graph."""
     typed = tree if isinstance(tree, TypedDockerfile) else type_dockerfile(tree)
     path, escape = typed.path, typed.escape
@@ -218,7 +238,10 @@ def build_graph(tree, build_args: Mapping[str, str] | None = None, target: str |
             first = typed.stages[names[name]].from_.line
             raise DockerfileError(
                 f'duplicate stage name "{name}", stage names should be unique '
-                f"(first defined on line {first})", path=path, line=source.from_.line)
+                f"(first defined on line {first})",
+                path=path,
+                line=source.from_.line,
+            )
         names[name] = index
     target_index = _resolve_target(target, names, typed, path)
     target_name = typed.stages[target_index].from_.stage_name or "default"
@@ -232,44 +255,73 @@ def build_graph(tree, build_args: Mapping[str, str] | None = None, target: str |
         recorder = _Recorder(global_env)
         base = _expand(from_.base, recorder, escape, path, from_.line)
         if not base:
-            raise DockerfileError(f"base name ({from_.base}) should not be blank",
-                                  path=path, line=from_.line)
+            raise DockerfileError(
+                f"base name ({from_.base}) should not be blank", path=path, line=from_.line
+            )
         stage_platform = None
         if from_.platform is not None:
             stage_platform = _expand(from_.platform, recorder, escape, path, from_.line)
         for name in sorted(recorder.seen - set(global_env)):
-            warnings.append(BuildWarning(path, from_.line, "UndefinedArgInFrom",
-                                         f"FROM argument '{name}' is not declared"))
+            warnings.append(
+                BuildWarning(
+                    path,
+                    from_.line,
+                    "UndefinedArgInFrom",
+                    f"FROM argument '{name}' is not declared",
+                )
+            )
         base_stage = names.get(base.lower())
         if base_stage is not None and base_stage >= index:
             base_stage = None  # FROM only sees earlier stages; a later name is an image
         triggers: tuple[Command, ...] = ()
         if base_stage is not None:
-            triggers = tuple(convert(c.trigger, path) for c in stages[base_stage].commands
-                             if isinstance(c, Onbuild) and c.trigger is not None)
-        deps = [Dependency("base", from_.line, stage=base_stage) if base_stage is not None
-                else Dependency("base", from_.line, image=None if base == "scratch" else base)]
+            triggers = tuple(
+                convert(c.trigger, path)
+                for c in stages[base_stage].commands
+                if isinstance(c, Onbuild) and c.trigger is not None
+            )
+        deps = [
+            Dependency("base", from_.line, stage=base_stage)
+            if base_stage is not None
+            else Dependency("base", from_.line, image=None if base == "scratch" else base)
+        ]
         for command in (*triggers, *source.commands):
             deps.extend(_command_dependencies(command, index, typed, names, path))
-        stages.append(Stage(index=index, name=from_.stage_name, from_=from_, base=base,
-                            platform=stage_platform, base_stage=base_stage,
-                            commands=source.commands, triggers=triggers,
-                            dependencies=tuple(d for d in deps if d.stage is not None or d.image)))
+        stages.append(
+            Stage(
+                index=index,
+                name=from_.stage_name,
+                from_=from_,
+                base=base,
+                platform=stage_platform,
+                base_stage=base_stage,
+                commands=source.commands,
+                triggers=triggers,
+                dependencies=tuple(d for d in deps if d.stage is not None or d.image),
+            )
+        )
         warnings.extend(_scope_warnings(stages, index, global_keys, escape, path))
 
     _check_cycles(stages, path)
     order = _build_order(stages, target_index)
     return BuildGraph(
-        path=path, escape=escape, global_args=typed.global_args,
+        path=path,
+        escape=escape,
+        global_args=typed.global_args,
         global_env=tuple(sorted((k, v) for k, v in global_env.items() if k in global_keys)),
         auto_args=tuple(sorted((k, global_env.get(k, v)) for k, v in auto.items())),
-        build_args=tuple(sorted(build_args.items())), stages=tuple(stages),
-        target=target_index, order=order, levels=_levels(stages, order),
-        warnings=tuple(warnings))
+        build_args=tuple(sorted(build_args.items())),
+        stages=tuple(stages),
+        target=target_index,
+        order=order,
+        levels=_levels(stages, order),
+        warnings=tuple(warnings),
+    )
 
 
-def _resolve_target(target: str | None, names: dict[str, int], typed: TypedDockerfile,
-                    path: str) -> int:
+def _resolve_target(
+    target: str | None, names: dict[str, int], typed: TypedDockerfile, path: str
+) -> int:
     if target is None or target == "":
         return len(typed.stages) - 1
     index = names.get(target.lower())
@@ -285,8 +337,9 @@ def _resolve_target(target: str | None, names: dict[str, int], typed: TypedDocke
     return index
 
 
-def _command_dependencies(command: Command, index: int, typed: TypedDockerfile,
-                          names: dict[str, int], path: str) -> list[Dependency]:
+def _command_dependencies(
+    command: Command, index: int, typed: TypedDockerfile, names: dict[str, int], path: str
+) -> list[Dependency]:
     current = typed.stages[index].from_.stage_name or f"stage-{index}"
     deps: list[Dependency] = []
     if isinstance(command, Copy) and command.from_stage is not None:
@@ -294,7 +347,10 @@ def _command_dependencies(command: Command, index: int, typed: TypedDockerfile,
         if re.search(r"\$.", source):
             raise DockerfileError(
                 "variable expansion is not supported for --from, define a new stage with "
-                "FROM using ARG from global scope as a workaround", path=path, line=command.line)
+                "FROM using ARG from global scope as a workaround",
+                path=path,
+                line=command.line,
+            )
         number = _stage_index(source)
         if number is not None and not 0 <= number < len(typed.stages):
             raise DockerfileError(f"invalid stage index {number}", path=path, line=command.line)
@@ -305,20 +361,30 @@ def _command_dependencies(command: Command, index: int, typed: TypedDockerfile,
             name = typed.stages[stage].from_.stage_name or f"stage-{stage}"
             raise DockerfileError(
                 f'cannot copy from stage "{name}", it needs to be defined before current '
-                f'stage "{current}"', path=path, line=command.line)
+                f'stage "{current}"',
+                path=path,
+                line=command.line,
+            )
         else:
             deps.append(Dependency("copy", command.line, stage=stage))
     if isinstance(command, Run):
         for mount in command.mounts:
             if mount.from_:
                 stage = names.get(mount.from_.lower())
-                deps.append(Dependency("mount", command.line, stage=stage,
-                                       image=None if stage is not None else mount.from_))
+                deps.append(
+                    Dependency(
+                        "mount",
+                        command.line,
+                        stage=stage,
+                        image=None if stage is not None else mount.from_,
+                    )
+                )
     return deps
 
 
-def _scope_warnings(stages: list[Stage], index: int, global_keys: set[str], escape: str,
-                    path: str) -> list[BuildWarning]:
+def _scope_warnings(
+    stages: list[Stage], index: int, global_keys: set[str], escape: str, path: str
+) -> list[BuildWarning]:
     """Global ARGs used in a stage without `ARG NAME` there: they expand to nothing."""
     if not global_keys:
         return []
@@ -332,10 +398,15 @@ def _scope_warnings(stages: list[Stage], index: int, global_keys: set[str], esca
     for command in stage.commands:
         for name in sorted({n for w in _expanded_words(command) for n in _references(w, escape)}):
             if name in global_keys and name not in in_scope:
-                warnings.append(BuildWarning(
-                    path, command.line, "UndefinedVar",
-                    f"Usage of undefined variable '${name}': ARGs declared before the first "
-                    f'FROM are usable only in FROM lines; add "ARG {name}" in this stage'))
+                warnings.append(
+                    BuildWarning(
+                        path,
+                        command.line,
+                        "UndefinedVar",
+                        f"Usage of undefined variable '${name}': ARGs declared before the first "
+                        f'FROM are usable only in FROM lines; add "ARG {name}" in this stage',
+                    )
+                )
         in_scope |= _declared((command,))
     return warnings
 
@@ -361,7 +432,9 @@ def _check_cycles(stages: list[Stage], path: str) -> None:
             if dep.stage in visiting:
                 raise DockerfileError(
                     f"circular dependency detected on stage: {stages[dep.stage].label}",
-                    path=path, line=dep.line)
+                    path=path,
+                    line=dep.line,
+                )
             visit(dep.stage)
         visiting.discard(index)
         done.add(index)

@@ -277,14 +277,23 @@ def _run(node: Node) -> Run:
     if security not in ("sandbox", "insecure"):
         raise InstructionError(f"security {go_quote(security)} is not valid")
     mounts = tuple(parse_mount(spec) for spec in flags.get("mount", ()))  # type: ignore[union-attr]
-    return Run(command=_shell_form(node), json=node.json, heredocs=tuple(node.heredocs),
-               mounts=mounts, network=network, security=security, **_span(node))
+    return Run(
+        command=_shell_form(node),
+        json=node.json,
+        heredocs=tuple(node.heredocs),
+        mounts=mounts,
+        network=network,
+        security=security,
+        **_span(node),
+    )
 
 
 _HEREDOC_WORD = re.compile(r"^(\d*)<<(-?)\s*([^<]*)$")
 
 
-def _sources_and_dest(node: Node, name: str) -> tuple[tuple[str, ...], str, tuple[SourceContent, ...]]:
+def _sources_and_dest(
+    node: Node, name: str
+) -> tuple[tuple[str, ...], str, tuple[SourceContent, ...]]:
     if len(node.args) < 2:
         raise InstructionError(
             f"{name} requires at least two arguments, but only one was provided. "
@@ -306,27 +315,57 @@ def _sources_and_dest(node: Node, name: str) -> tuple[tuple[str, ...], str, tupl
 
 
 def _copy(node: Node) -> Copy:
-    flags = parse_flags(node.flags, {
-        "from": STRING, "chown": STRING, "chmod": STRING, "link": BOOL, "parents": BOOL,
-        "exclude": STRINGS,
-    })
+    flags = parse_flags(
+        node.flags,
+        {
+            "from": STRING,
+            "chown": STRING,
+            "chmod": STRING,
+            "link": BOOL,
+            "parents": BOOL,
+            "exclude": STRINGS,
+        },
+    )
     sources, dest, contents = _sources_and_dest(node, "COPY")
-    return Copy(sources=sources, dest=dest, contents=contents, from_stage=flags.get("from"),
-                chown=flags.get("chown"), chmod=flags.get("chmod"),
-                link=bool(flags.get("link")), parents=bool(flags.get("parents")),
-                excludes=tuple(flags.get("exclude", ())), **_span(node))
+    return Copy(
+        sources=sources,
+        dest=dest,
+        contents=contents,
+        from_stage=flags.get("from"),
+        chown=flags.get("chown"),
+        chmod=flags.get("chmod"),
+        link=bool(flags.get("link")),
+        parents=bool(flags.get("parents")),
+        excludes=tuple(flags.get("exclude", ())),
+        **_span(node),
+    )
 
 
 def _add(node: Node) -> Add:
-    flags = parse_flags(node.flags, {
-        "chown": STRING, "chmod": STRING, "link": BOOL, "checksum": STRING,
-        "keep-git-dir": BOOL, "exclude": STRINGS,
-    })
+    flags = parse_flags(
+        node.flags,
+        {
+            "chown": STRING,
+            "chmod": STRING,
+            "link": BOOL,
+            "checksum": STRING,
+            "keep-git-dir": BOOL,
+            "exclude": STRINGS,
+        },
+    )
     sources, dest, contents = _sources_and_dest(node, "ADD")
-    return Add(sources=sources, dest=dest, contents=contents, chown=flags.get("chown"),
-               chmod=flags.get("chmod"), link=bool(flags.get("link")),
-               checksum=flags.get("checksum"), keep_git_dir=bool(flags.get("keep-git-dir")),
-               excludes=tuple(flags.get("exclude", ())), **_span(node))
+    return Add(
+        sources=sources,
+        dest=dest,
+        contents=contents,
+        chown=flags.get("chown"),
+        chmod=flags.get("chmod"),
+        link=bool(flags.get("link")),
+        checksum=flags.get("checksum"),
+        keep_git_dir=bool(flags.get("keep-git-dir")),
+        excludes=tuple(flags.get("exclude", ())),
+        **_span(node),
+    )
 
 
 def _healthcheck(node: Node) -> Healthcheck:
@@ -338,10 +377,16 @@ def _healthcheck(node: Node) -> Healthcheck:
         if rest or node.flags:
             raise InstructionError("HEALTHCHECK NONE takes no arguments")
         return Healthcheck(test=("NONE",), **_span(node))
-    flags = parse_flags(node.flags, {
-        "interval": STRING, "timeout": STRING, "start-period": STRING,
-        "start-interval": STRING, "retries": STRING,
-    })
+    flags = parse_flags(
+        node.flags,
+        {
+            "interval": STRING,
+            "timeout": STRING,
+            "start-period": STRING,
+            "start-interval": STRING,
+            "retries": STRING,
+        },
+    )
     if kind != "CMD":
         raise InstructionError(f"Unknown type {go_quote(kind)} in HEALTHCHECK (try CMD)")
     command = tuple(rest) if node.json else (" ".join(rest),) if rest else ()
@@ -363,9 +408,15 @@ def _healthcheck(node: Node) -> Healthcheck:
         retries = parse_go_int32(str(flags["retries"]))
         if retries < 0:
             raise InstructionError(f"--retries cannot be negative ({retries})")
-    return Healthcheck(test=test, interval=interval("interval"), timeout=interval("timeout"),
-                       start_period=interval("start-period"),
-                       start_interval=interval("start-interval"), retries=retries, **_span(node))
+    return Healthcheck(
+        test=test,
+        interval=interval("interval"),
+        timeout=interval("timeout"),
+        start_period=interval("start-period"),
+        start_interval=interval("start-interval"),
+        retries=retries,
+        **_span(node),
+    )
 
 
 def _arg(node: Node) -> Arg:
@@ -485,12 +536,24 @@ class TypedDockerfile:
 
 def _lint(command: Command, path: str) -> list[BuildWarning]:
     if isinstance(command, Maintainer):
-        return [BuildWarning(path, command.line, "MaintainerDeprecated",
-                             "Maintainer instruction is deprecated in favor of using label")]
+        return [
+            BuildWarning(
+                path,
+                command.line,
+                "MaintainerDeprecated",
+                "Maintainer instruction is deprecated in favor of using label",
+            )
+        ]
     if isinstance(command, Env | Label) and any(pair.legacy for pair in command.pairs):
-        return [BuildWarning(path, command.line, "LegacyKeyValueFormat",
-                             f'"{command.keyword} key=value" should be used instead of legacy '
-                             f'"{command.keyword} key value" format')]
+        return [
+            BuildWarning(
+                path,
+                command.line,
+                "LegacyKeyValueFormat",
+                f'"{command.keyword} key=value" should be used instead of legacy '
+                f'"{command.keyword} key value" format',
+            )
+        ]
     return []
 
 
@@ -507,8 +570,9 @@ def type_dockerfile(tree: Dockerfile) -> TypedDockerfile:
             stages.append((command, []))
         elif not stages:
             if not isinstance(command, Arg):
-                raise DockerfileError("no build stage in current context", path=path,
-                                      line=command.line)
+                raise DockerfileError(
+                    "no build stage in current context", path=path, line=command.line
+                )
             global_args.append(command)
         else:
             stages[-1][1].append(command)

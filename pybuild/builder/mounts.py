@@ -18,12 +18,35 @@ from pybuild.builder.flags import InstructionError, with_suggestion
 MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
 SHARING_MODES = ("shared", "private", "locked")
 _ALL_KEYS = (
-    "type", "from", "source", "target", "readonly", "id", "sharing", "required", "size",
-    "mode", "uid", "gid", "src", "dst", "destination", "ro", "rw", "readwrite", "env",
+    "type",
+    "from",
+    "source",
+    "target",
+    "readonly",
+    "id",
+    "sharing",
+    "required",
+    "size",
+    "mode",
+    "uid",
+    "gid",
+    "src",
+    "dst",
+    "destination",
+    "ro",
+    "rw",
+    "readwrite",
+    "env",
 )
 _VARIABLE = re.compile(r"\$.")
-_CANONICAL = {"src": "source", "dst": "target", "destination": "target", "ro": "readonly",
-              "rw": "readonly", "readwrite": "readonly"}
+_CANONICAL = {
+    "src": "source",
+    "dst": "target",
+    "destination": "target",
+    "ro": "readonly",
+    "rw": "readonly",
+    "readwrite": "readonly",
+}
 
 
 @dataclass(frozen=True)

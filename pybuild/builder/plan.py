@@ -34,7 +34,9 @@ def _where(graph: BuildGraph, command: Command) -> str:
 
 
 def _dependency_text(graph: BuildGraph, dep: Dependency) -> str:
-    what = f"stage {graph.stages[dep.stage].label}" if dep.stage is not None else f"image {dep.image}"
+    what = (
+        f"stage {graph.stages[dep.stage].label}" if dep.stage is not None else f"image {dep.image}"
+    )
     return f"{what} ({_VIA[dep.kind]}, {graph.path}:{dep.line})"
 
 
@@ -64,20 +66,25 @@ def render_text(graph: BuildGraph, source: str | None = None) -> str:
     if single:
         out.append(f"Target: {target.label} (the only stage)")
     else:
-        summary = f"Target: {target.label} (builds {len(graph.order)} of {len(graph.stages)} stages)"
+        summary = (
+            f"Target: {target.label} (builds {len(graph.order)} of {len(graph.stages)} stages)"
+        )
         if graph.skipped:
             summary += "; skipped: " + ", ".join(graph.stages[i].label for i in graph.skipped)
         out.append(summary)
-    width = max((len(_where(graph, c)) for s in graph.stages for c in (*s.triggers, *s.commands)),
-                default=0)
+    width = max(
+        (len(_where(graph, c)) for s in graph.stages for c in (*s.triggers, *s.commands)), default=0
+    )
     for stage in graph.stages:
         out.append("")
         heading = f"Stage {stage.index}" + (f": {stage.name}" if stage.name else "")
         if stage.index == graph.target:
             heading += " (target)"
         if stage.index not in graph.needed:
-            out.append(f"{heading}  [skipped: {target.label} does not need it]"
-                       f"  {graph.path}:{stage.from_.line}")
+            out.append(
+                f"{heading}  [skipped: {target.label} does not need it]"
+                f"  {graph.path}:{stage.from_.line}"
+            )
             continue
         out.append(f"{heading}  {graph.path}:{stage.from_.line}")
         out.append(f"  base:  {_base_text(graph, stage)}")
@@ -89,8 +96,10 @@ def render_text(graph: BuildGraph, source: str | None = None) -> str:
             continue
         out.append("  steps:")
         for command in stage.triggers:
-            out.append(f"    {_where(graph, command).ljust(width)}  {step_text(command)}"
-                       "  (ONBUILD trigger)")
+            out.append(
+                f"    {_where(graph, command).ljust(width)}  {step_text(command)}"
+                "  (ONBUILD trigger)"
+            )
         for command in stage.commands:
             out.append(f"    {_where(graph, command).ljust(width)}  {step_text(command)}")
     if single:
@@ -116,10 +125,12 @@ def _dot_label(lines: list[str]) -> str:
 def render_dot(graph: BuildGraph, source: str | None = None) -> str:
     """The plan as a Graphviz digraph: stages as boxes (steps inside), images as ellipses,
     edges from what is needed to what needs it; stages the target skips are dashed."""
-    out = [f"digraph {_dot_quote(source or graph.path)} {{",
-           "  rankdir=LR;",
-           '  node [shape=box, fontname="monospace", fontsize=10];',
-           '  edge [fontname="monospace", fontsize=9];']
+    out = [
+        f"digraph {_dot_quote(source or graph.path)} {{",
+        "  rankdir=LR;",
+        '  node [shape=box, fontname="monospace", fontsize=10];',
+        '  edge [fontname="monospace", fontsize=9];',
+    ]
     images: dict[str, str] = {}
     for stage in graph.stages:
         needed = stage.index in graph.needed

@@ -31,8 +31,9 @@ def _build_args(values: tuple[str, ...]) -> dict[str, str]:
     for value in values:
         key, has_value, text = value.partition("=")
         if not key:
-            raise click.BadParameter(f"invalid argument {value!r}: empty name",
-                                     param_hint="'--build-arg'")
+            raise click.BadParameter(
+                f"invalid argument {value!r}: empty name", param_hint="'--build-arg'"
+            )
         if has_value:
             args[key] = text
         elif key in os.environ:
@@ -41,8 +42,13 @@ def _build_args(values: tuple[str, ...]) -> dict[str, str]:
 
 
 def _is_archive(data: bytes) -> bool:
-    return (data[:2] == b"\x1f\x8b" or data[257:262] == b"ustar" or data[:3] == b"BZh"
-            or data[:6] == b"\xfd7zXZ\x00" or data[:4] == b"\x28\xb5\x2f\xfd")
+    return (
+        data[:2] == b"\x1f\x8b"
+        or data[257:262] == b"ustar"
+        or data[:3] == b"BZh"
+        or data[:6] == b"\xfd7zXZ\x00"
+        or data[:4] == b"\x28\xb5\x2f\xfd"
+    )
 
 
 def read_dockerfile(context: str, dockerfile: str | None) -> tuple[bytes, str, str]:
@@ -64,25 +70,49 @@ def read_dockerfile(context: str, dockerfile: str | None) -> tuple[bytes, str, s
         with open(path, "rb") as f:
             return f.read(), path, os.path.basename(path)
     except FileNotFoundError:
-        raise ContextError(f"failed to read dockerfile: open {path}: no such file or directory") from None
+        raise ContextError(
+            f"failed to read dockerfile: open {path}: no such file or directory"
+        ) from None
     except OSError as e:
-        raise ContextError(f"failed to read dockerfile: open {path}: {e.strerror.lower()}") from None
+        raise ContextError(
+            f"failed to read dockerfile: open {path}: {e.strerror.lower()}"
+        ) from None
 
 
-@click.command(cls=_BuildCommand, name="pybuild",
-               context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(
+    cls=_BuildCommand, name="pybuild", context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.argument("context", metavar="CONTEXT")
-@click.option("-f", "--file", "dockerfile", metavar="FILE",
-              help="Name of the Dockerfile (default: CONTEXT/Dockerfile; '-' reads stdin).")
+@click.option(
+    "-f",
+    "--file",
+    "dockerfile",
+    metavar="FILE",
+    help="Name of the Dockerfile (default: CONTEXT/Dockerfile; '-' reads stdin).",
+)
 @click.option("--target", metavar="STAGE", help="Build up to this stage (default: the last).")
-@click.option("--build-arg", "build_args", multiple=True, metavar="KEY=VALUE",
-              help="Set a build-time variable (repeatable).")
-@click.option("--plan", type=click.Choice(["text", "dot"]), default=None,
-              help="Print the build graph without building: '--plan' as text, '--plan=dot' "
-                   "as Graphviz DOT.")
+@click.option(
+    "--build-arg",
+    "build_args",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Set a build-time variable (repeatable).",
+)
+@click.option(
+    "--plan",
+    type=click.Choice(["text", "dot"]),
+    default=None,
+    help="Print the build graph without building: '--plan' as text, '--plan=dot' as Graphviz DOT.",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
-def build(context: str, dockerfile: str | None, target: str | None,
-          build_args: tuple[str, ...], plan: str | None, debug: bool) -> None:
+def build(
+    context: str,
+    dockerfile: str | None,
+    target: str | None,
+    build_args: tuple[str, ...],
+    plan: str | None,
+    debug: bool,
+) -> None:
     """Build an image from a Dockerfile and CONTEXT (a directory, or '-').
 
     Only --plan works so far: building images is not implemented yet."""
@@ -90,8 +120,9 @@ def build(context: str, dockerfile: str | None, target: str | None,
         os.environ["PYBUILD_DEBUG"] = "1"
     args = _build_args(build_args)
     if plan is None:
-        raise PybuildError("building images is not available yet in pybuild; "
-                           "use --plan to print the build graph")
+        raise PybuildError(
+            "building images is not available yet in pybuild; use --plan to print the build graph"
+        )
     data, shown, name = read_dockerfile(context, dockerfile)
 
     from pybuild.builder import plan as render

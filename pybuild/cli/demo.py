@@ -18,8 +18,10 @@ def main() -> int:
         print(f"\n$ pybuild --plan {context}", flush=True)
         r = subprocess.run([sys.executable, "-m", "pybuild.cli.build", "--plan", context], cwd=REPO)
         rc = rc or r.returncode
-    print("\n(The same graph as Graphviz: pybuild --plan=dot fixtures/dockerfiles/multi-stage"
-          " | dot -Tsvg > plan.svg)")
+    print(
+        "\n(The same graph as Graphviz: pybuild --plan=dot fixtures/dockerfiles/multi-stage"
+        " | dot -Tsvg > plan.svg)"
+    )
     return rc
 
 

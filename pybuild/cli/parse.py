@@ -10,8 +10,12 @@ from pybuild.errors import DockerfileError
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--dump", "dump_tree", is_flag=True,
-              help="Print the tree in BuildKit's test format: (keyword [flags] \"item\"...).")
+@click.option(
+    "--dump",
+    "dump_tree",
+    is_flag=True,
+    help='Print the tree in BuildKit\'s test format: (keyword [flags] "item"...).',
+)
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 def parse(dump_tree: bool, file: str) -> None:
     """Parse FILE (`-` for standard input). Without --dump, print one line per instruction:
@@ -34,7 +38,10 @@ def parse(dump_tree: bool, file: str) -> None:
         out.buffer.write(dump(tree).encode("utf-8", "surrogateescape"))
         return
     for instr in tree.instructions:
-        span = f"{instr.start_line}" if instr.start_line == instr.end_line else \
-            f"{instr.start_line}-{instr.end_line}"
+        span = (
+            f"{instr.start_line}"
+            if instr.start_line == instr.end_line
+            else f"{instr.start_line}-{instr.end_line}"
+        )
         text = instr.original.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
         out.write(f"{span}\t{text}\n")

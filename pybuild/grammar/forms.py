@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import re
 
-U_CHARS = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008" \
+U_CHARS = (
+    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
     "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 A_SPLIT = re.compile(r"[\t\v\f\r ]+")
 _SURROGATES = re.compile("[\ud800-\udfff]")
 _B_BYTES = b"\t\n\v\f\r \x85\xa0"
@@ -46,8 +48,9 @@ def json_items(args: str) -> tuple[str, ...] | None:
     if not text.startswith("["):
         return None
     try:
-        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite,
-                           parse_int=_finite)
+        value = json.loads(
+            text, parse_constant=_no_constant, parse_float=_finite, parse_int=_finite
+        )
     except (ValueError, RecursionError):
         return None
     if not isinstance(value, list):
@@ -71,7 +74,7 @@ def healthcheck_parts(args: str) -> tuple[str, str] | None:
     if match is None:
         kind, rest = data, b""
     else:
-        kind, rest = data[: match.start()], data[match.start():].lstrip(_B_BYTES)
+        kind, rest = data[: match.start()], data[match.start() :].lstrip(_B_BYTES)
     if not kind:
         return None
     return (kind.decode("utf-8", "surrogateescape"), rest.decode("utf-8", "surrogateescape"))
@@ -113,7 +116,7 @@ def extract_flags_bytes(remainder: str, escape: str) -> tuple[list[str], str]:
             pos += 1
         if pos >= end:
             return flags, ""
-        if data[pos:pos + 2] != b"--":
+        if data[pos : pos + 2] != b"--":
             return flags, data[pos:].decode("utf-8", "surrogateescape")
         word = bytearray()
         quote = 0

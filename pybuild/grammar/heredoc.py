@@ -14,8 +14,7 @@ _WORD = re.compile(rf"""(?:'[^']*'|"(?:[^"\\]|\\.)*"|\\.|\\\Z|<<[ \t\r]*|[^{_U}'
 _SPACE = re.compile(rf"[{_U}]+")
 _MARKER = re.compile(r"(\d*)<<(-?)[\t\n\f\r ]*([^<]*)\Z", re.S)
 # Quote removal of a marker name (BuildKit's ProcessWords with `\` as escape, no variables).
-_NAME_PART = re.compile(rf"""'([^']*)'|"((?:[^"\\]|\\.)*)"|\\(.)|([^'"\\{_U}]+)|([{_U}]+)""",
-                        re.S)
+_NAME_PART = re.compile(rf"""'([^']*)'|"((?:[^"\\]|\\.)*)"|\\(.)|([^'"\\{_U}]+)|([{_U}]+)""", re.S)
 
 
 class HeredocNameError(ValueError):
@@ -25,9 +24,9 @@ class HeredocNameError(ValueError):
 @dataclass(frozen=True)
 class Marker:
     name: str
-    expand: bool        # False when any part of the name was quoted
-    strip_tabs: bool    # <<-
-    fd: int | None      # 3<<EOF
+    expand: bool  # False when any part of the name was quoted
+    strip_tabs: bool  # <<-
+    fd: int | None  # 3<<EOF
 
 
 def _split_words(line: str) -> list[str] | None:

@@ -18,6 +18,7 @@ once, and that text is translated into an equivalent Python regex, so even the q
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 import warnings
@@ -585,10 +586,19 @@ def _may_reach_inside(exception: IgnorePattern, components: list[str]) -> bool:
 
 
 def _segment_matches(segment: str, component: str) -> bool:
+    test = _segment_test(segment)
+    return True if test is None else test(component)
+
+
+@functools.lru_cache(maxsize=4096)
+def _segment_test(segment: str):
+    """A matcher for one path segment of a pattern, or None if it cannot be judged alone
+    (then callers assume it may match). Cached: a walk asks about the same few segments."""
     kind, go_regex = _compile(segment)
     if kind == _EXACT:
-        return segment == component
+        return segment.__eq__
     try:
-        return _python_regex(go_regex + "$").search(component) is not None
+        search = _python_regex(go_regex + "$").search
     except (_BadPattern, re.error):
-        return True
+        return None
+    return lambda component: search(component) is not None

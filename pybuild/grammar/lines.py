@@ -14,10 +14,14 @@ from pybuild.grammar.gocompat import trim_space
 
 MAX_LINE_BYTES = 65535  # bufio.Scanner's default token size in BuildKit
 _U = "\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"  # Go IsSpace
-_U_CHARS = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008" \
+_U_CHARS = (
+    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
     "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 # `# name = value`: RE2 \s (no \v) around `=`; the name is checked case-insensitively.
-_DIRECTIVE = re.compile(rf"#[{_U}]*([A-Za-z][A-Za-z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*\Z", re.S)
+_DIRECTIVE = re.compile(
+    rf"#[{_U}]*([A-Za-z][A-Za-z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*\Z", re.S
+)
 _KNOWN_DIRECTIVES = ("syntax", "escape", "check")
 _BLANK = re.compile(rf"[{_U}]*\Z")
 _CONTINUATION = {
@@ -28,14 +32,14 @@ _CONTINUATION = {
 
 @dataclass(frozen=True)
 class Directive:
-    name: str   # lowercased: syntax, escape or check
+    name: str  # lowercased: syntax, escape or check
     value: str
     line: int
 
 
 @dataclass(frozen=True)
 class LogicalLine:
-    text: str        # continuations joined, markers stripped, comments dropped
+    text: str  # continuations joined, markers stripped, comments dropped
     start_line: int  # 1-based physical line numbers, BuildKit's rules
     end_line: int
 
@@ -76,13 +80,19 @@ class LineReader:
 
     def _check_lengths(self, text: str) -> None:
         # Cheap in the common case: only files with a long enough line are looked at.
-        if len(text) <= MAX_LINE_BYTES or max(map(len, self._lines), default=0) * 4 <= MAX_LINE_BYTES:
+        if (
+            len(text) <= MAX_LINE_BYTES
+            or max(map(len, self._lines), default=0) * 4 <= MAX_LINE_BYTES
+        ):
             return
         for number, line in enumerate(self._lines, 1):
-            if len(line) > MAX_LINE_BYTES // 4 and \
-                    len(line.encode("utf-8", "surrogateescape")) > MAX_LINE_BYTES:
-                raise DockerfileError(f"line too long (more than {MAX_LINE_BYTES} bytes)",
-                                      path=self.path, line=number)
+            if (
+                len(line) > MAX_LINE_BYTES // 4
+                and len(line.encode("utf-8", "surrogateescape")) > MAX_LINE_BYTES
+            ):
+                raise DockerfileError(
+                    f"line too long (more than {MAX_LINE_BYTES} bytes)", path=self.path, line=number
+                )
 
     def _read_directives(self) -> tuple[Directive, ...]:
         found: list[Directive] = []
@@ -94,13 +104,17 @@ class LineReader:
                 break
             name, value = match.group(1).lower(), match.group(2)
             if name in seen:
-                raise DockerfileError(f"only one {name} parser directive can be used",
-                                      path=self.path, line=number)
+                raise DockerfileError(
+                    f"only one {name} parser directive can be used", path=self.path, line=number
+                )
             seen.add(name)
             if name == "escape":
                 if value not in ("\\", "`"):
-                    raise DockerfileError(f"invalid escape token '{value}' does not match ` or \\",
-                                          path=self.path, line=number)
+                    raise DockerfileError(
+                        f"invalid escape token '{value}' does not match ` or \\",
+                        path=self.path,
+                        line=number,
+                    )
                 self.escape = value
             found.append(Directive(name, value, number))
         return tuple(found)

@@ -26,21 +26,21 @@ _HEREDOC_KEYWORDS = ("run", "add", "copy")
 @dataclass(frozen=True)
 class Heredoc:
     name: str
-    body: str           # the lines between marker and terminator, each ending in "\n";
-                        # for <<- the leading tabs are already removed
-    expand: bool        # False if the marker was quoted ('EOF', "EOF")
-    strip_tabs: bool    # <<-
+    body: str  # the lines between marker and terminator, each ending in "\n";
+    # for <<- the leading tabs are already removed
+    expand: bool  # False if the marker was quoted ('EOF', "EOF")
+    strip_tabs: bool  # <<-
     fd: int | None = None  # 3<<EOF
 
 
 @dataclass(frozen=True)
 class Instruction:
-    keyword: str                 # lowercased keyword as written ("run"; unknown ones kept)
-    args: tuple[str, ...]        # the items exactly as BuildKit's dump prints them
-    flags: tuple[str, ...]       # raw flag words, e.g. ("--from=build", "--chown=1:1")
-    json: bool                   # exec (JSON) form
-    original: str                # the logical line as written, continuations joined
-    start_line: int              # 1-based physical lines, BuildKit's rules
+    keyword: str  # lowercased keyword as written ("run"; unknown ones kept)
+    args: tuple[str, ...]  # the items exactly as BuildKit's dump prints them
+    flags: tuple[str, ...]  # raw flag words, e.g. ("--from=build", "--chown=1:1")
+    json: bool  # exec (JSON) form
+    original: str  # the logical line as written, continuations joined
+    start_line: int  # 1-based physical lines, BuildKit's rules
     end_line: int
     heredocs: tuple[Heredoc, ...] = ()
     inner: Instruction | None = None  # ONBUILD's nested instruction
@@ -109,7 +109,7 @@ class _Builder:
     """Turns the grammar's tree for one joined text into Instructions (items, flags)."""
 
     def __init__(self, text: str, escape: str, path: str):
-        self.text = text            # as written (before the escape swap)
+        self.text = text  # as written (before the escape swap)
         self.escape = escape
         self.swapped = escape != "\\"
         self.path = path
@@ -134,21 +134,37 @@ class _Builder:
         if self.swapped:
             decoded = [f.translate(_SWAP) for f in decoded]
         args, is_json, inner = self._items(tree.data, keyword, rest, line)
-        return Instruction(keyword, args, tuple(decoded), is_json, line.text,
-                           line.start_line, line.end_line, inner=inner)
+        return Instruction(
+            keyword,
+            args,
+            tuple(decoded),
+            is_json,
+            line.text,
+            line.start_line,
+            line.end_line,
+            inner=inner,
+        )
 
     def _bytewise(self, keyword_token, line: LogicalLine) -> Instruction:
         """Flags with non-ASCII bytes (or a quoted `--`): BuildKit reads them byte by byte,
         so take the flags that way and let the grammar parse `KEYWORD -- ARGS`."""
         end = self.text.index("\n", keyword_token.end_pos)
-        remainder = self.text[keyword_token.end_pos:end].lstrip("\t\v\f\r ")
+        remainder = self.text[keyword_token.end_pos : end].lstrip("\t\v\f\r ")
         flags, args = forms.extract_flags_bytes(remainder, self.escape)
-        keyword = self.text[keyword_token.start_pos:keyword_token.end_pos]
+        keyword = self.text[keyword_token.start_pos : keyword_token.end_pos]
         args = forms.trim_u(args)
         synthetic = f"{keyword} -- {args}" if args else keyword
         plain = _parse_logical(synthetic, self.escape, self.path, line)
-        return Instruction(plain.keyword, plain.args, tuple(flags), plain.json, line.text,
-                           line.start_line, line.end_line, inner=plain.inner)
+        return Instruction(
+            plain.keyword,
+            plain.args,
+            tuple(flags),
+            plain.json,
+            line.text,
+            line.start_line,
+            line.end_line,
+            inner=plain.inner,
+        )
 
     def _items(self, kind: str, keyword: str, rest: list, line: LogicalLine):
         if kind == "onbuild":
@@ -195,10 +211,11 @@ class _Builder:
         if "=" not in words[0]:
             # Old form `ENV key value`: split the raw arguments once at A-white space.
             end = self.text.index("\n", first.start_pos)
-            parts = forms.A_SPLIT.split(self.text[first.start_pos:end], maxsplit=1)
+            parts = forms.A_SPLIT.split(self.text[first.start_pos : end], maxsplit=1)
             if len(parts) < 2:
-                raise DockerfileError(f"{name} must have two arguments", path=self.path,
-                                      line=line.start_line)
+                raise DockerfileError(
+                    f"{name} must have two arguments", path=self.path, line=line.start_line
+                )
             return (parts[0], parts[1], "")
         items: list[str] = []
         for word in words:
@@ -206,7 +223,9 @@ class _Builder:
             if not sep:
                 raise DockerfileError(
                     f"Syntax error - can't find = in {word!r}. Must be of the form: name=value",
-                    path=self.path, line=line.start_line)
+                    path=self.path,
+                    line=line.start_line,
+                )
             items += (key, value, "=")
         return tuple(items)
 
@@ -215,8 +234,9 @@ def _go_lower(word: str) -> str:
     """Go's strings.ToLower: simple per-code-point mapping (keywords are ASCII in practice)."""
     if word.isascii():
         return word.lower()
-    return "".join("i" if c == "\u0130" else (c.lower() if len(c.lower()) == 1 else c)
-                   for c in word)
+    return "".join(
+        "i" if c == "\u0130" else (c.lower() if len(c.lower()) == 1 else c) for c in word
+    )
 
 
 def _parse_text(lines: list[LogicalLine], escape: str, path: str) -> list[Instruction]:
@@ -230,15 +250,17 @@ def _parse_text(lines: list[LogicalLine], escape: str, path: str) -> list[Instru
         tree = get_parser().parse(text.translate(_SWAP) if builder.swapped else text)
     except lark.exceptions.LarkError as e:  # the grammar accepts every line; be safe anyway
         number = text.count("\n", 0, getattr(e, "pos_in_stream", 0) or 0)
-        raise DockerfileError(f"cannot parse: {e}", path=path,
-                              line=lines[min(number, len(lines) - 1)].start_line) from None
+        raise DockerfileError(
+            f"cannot parse: {e}", path=path, line=lines[min(number, len(lines) - 1)].start_line
+        ) from None
     result: list[Instruction] = []
     for line_tree, line in zip(tree.children, lines, strict=True):
         if line_tree.children:
             result.append(builder.instruction(line_tree.children[0], line))
         else:  # an empty logical line: no keyword, BuildKit prints ("")
-            result.append(Instruction("", ("",), (), False, line.text, line.start_line,
-                                      line.end_line))
+            result.append(
+                Instruction("", ("",), (), False, line.text, line.start_line, line.end_line)
+            )
     return result
 
 
@@ -287,8 +309,9 @@ def parse(source: str | bytes, path: str = "Dockerfile") -> Dockerfile:
     while (line := reader.next_logical()) is not None:
         if "<<" in line.text:
             # Heredoc bodies decide where the next instruction starts: parse this line now.
-            instr = _with_heredocs(_parse_logical(line.text, reader.escape, path, line),
-                                   reader, path)
+            instr = _with_heredocs(
+                _parse_logical(line.text, reader.escape, path, line), reader, path
+            )
             heredoc_lines.append((len(instructions), instr))
             instructions.append(instr)
         else:
@@ -304,8 +327,7 @@ def parse(source: str | bytes, path: str = "Dockerfile") -> Dockerfile:
 
 # ---- BuildKit's printed form ------------------------------------------------------------
 
-_SHORT = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
-          "\v": "\\v"}
+_SHORT = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
 
 
 def quote(text: str) -> str:

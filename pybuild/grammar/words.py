@@ -71,6 +71,10 @@ def process(word: str, env: Mapping[str, str], escape: str = "\\") -> Expansion:
     """Expand `word` once, returning everything BuildKit's ProcessWordWithMatches does."""
     if escape not in ("\\", "`"):
         raise ValueError(f"escape must be '\\' or '`', not {escape!r}")
+    if not _SPECIAL.search(word) and escape not in word:
+        # Nothing to expand or unquote (most words): the answer is the word, split.
+        plain = tuple(w for w in _SPACE_RUN.split(word) if w)
+        return Expansion(word, plain, frozenset(), frozenset())
     scan = _Scanner(word, env, escape)
     try:
         result, words = scan.until(_EOF, raw_escapes=False)
@@ -110,6 +114,10 @@ _SPECIAL_PARAMS = frozenset("@*#?-$!0")  # POSIX special parameters: one char, n
 _OPERATORS = frozenset("+-?#%")
 # BuildKit splits words on exactly Go's unicode.IsSpace characters.
 _GO_SPACE = GO_SPACE
+
+
+_SPECIAL = re.compile("[$'\"\ufeff]")  # what sends a word through the scanner
+_SPACE_RUN = re.compile("[" + re.escape("".join(sorted(GO_SPACE))) + "]+")
 
 
 class _SyntaxFault(Exception):

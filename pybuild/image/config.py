@@ -39,7 +39,7 @@ def parse_time(text: str | None) -> float | None:
     if "." in s:
         head, _, rest = s.partition(".")
         digits = "".join(c for c in rest if c.isdigit())
-        tz = rest[len(digits):]
+        tz = rest[len(digits) :]
         s = f"{head}.{digits[:6]}{tz}"
     try:
         return datetime.fromisoformat(s).timestamp()
@@ -58,9 +58,13 @@ class Healthcheck:
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"Test": list(self.test)}
-        for key, value in (("Interval", self.interval), ("Timeout", self.timeout),
-                           ("StartPeriod", self.start_period), ("StartInterval", self.start_interval),
-                           ("Retries", self.retries)):
+        for key, value in (
+            ("Interval", self.interval),
+            ("Timeout", self.timeout),
+            ("StartPeriod", self.start_period),
+            ("StartInterval", self.start_interval),
+            ("Retries", self.retries),
+        ):
             if value:
                 d[key] = value
         return d
@@ -140,7 +144,9 @@ class ContainerConfig:
             user=_get(d, "User", str, w, ref, default=""),
             exposed_ports=tuple(sorted(_get(d, "ExposedPorts", dict, w, ref, default={}))),
             env=tuple(_strings(_get(d, "Env", list, w, ref, default=[]), "Env", ref)),
-            entrypoint=None if entry is None else tuple(_strings(_listify(entry), "Entrypoint", ref)),
+            entrypoint=None
+            if entry is None
+            else tuple(_strings(_listify(entry), "Entrypoint", ref)),
             cmd=None if cmd is None else tuple(_strings(_listify(cmd), "Cmd", ref)),
             volumes=tuple(sorted(_get(d, "Volumes", dict, w, ref, default={}))),
             working_dir=_get(d, "WorkingDir", str, w, ref, default=""),
@@ -263,7 +269,17 @@ class ImageConfig:
         return out
 
 
-_MODELLED = {"architecture", "os", "variant", "os.version", "created", "author", "config", "rootfs", "history"}
+_MODELLED = {
+    "architecture",
+    "os",
+    "variant",
+    "os.version",
+    "created",
+    "author",
+    "config",
+    "rootfs",
+    "history",
+}
 
 
 def parse_config(data: bytes, ref: str | None = None) -> ImageConfig:
@@ -272,7 +288,10 @@ def parse_config(data: bytes, ref: str | None = None) -> ImageConfig:
     w = "image config"
     rootfs = _get(obj, "rootfs", dict, w, ref, required=True)
     if rootfs.get("type") != "layers":
-        raise ImageError(f"invalid image config: rootfs type is {rootfs.get('type')!r}, expected 'layers'", ref=ref)
+        raise ImageError(
+            f"invalid image config: rootfs type is {rootfs.get('type')!r}, expected 'layers'",
+            ref=ref,
+        )
     diff_ids = _get(rootfs, "diff_ids", list, w, ref, default=[])
     for d in diff_ids:
         if not isinstance(d, str):

@@ -100,8 +100,15 @@ def load_json(data: bytes, what: str, ref: str | None = None) -> dict[str, Any]:
     return obj
 
 
-def _get(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], what: str, ref, default=None,
-         required: bool = False):
+def _get(
+    obj: Mapping[str, Any],
+    key: str,
+    kind: type | tuple[type, ...],
+    what: str,
+    ref,
+    default=None,
+    required: bool = False,
+):
     if key not in obj or obj[key] is None:
         if required:
             raise ImageError(f"invalid {what}: missing field {key!r}", ref=ref)
@@ -168,7 +175,9 @@ def parse_platform(text: str) -> Platform:
     parts = text.split("/")
     if len(parts) not in (2, 3) or not all(parts):
         raise ImageError(f"invalid platform {text!r}: expected os/arch[/variant]")
-    return Platform(os=parts[0], architecture=parts[1], variant=parts[2] if len(parts) == 3 else None)
+    return Platform(
+        os=parts[0], architecture=parts[1], variant=parts[2] if len(parts) == 3 else None
+    )
 
 
 @dataclass(frozen=True)
@@ -264,7 +273,9 @@ class Manifest:
         return replace(
             self,
             media_type=MT_DOCKER_MANIFEST if fmt == "docker" else MT_OCI_MANIFEST,
-            config=replace(self.config, media_type=MT_DOCKER_CONFIG if fmt == "docker" else MT_OCI_CONFIG),
+            config=replace(
+                self.config, media_type=MT_DOCKER_CONFIG if fmt == "docker" else MT_OCI_CONFIG
+            ),
             layers=layers,
             # Docker schema2 has no subject or artifactType
             subject=None if fmt == "docker" else self.subject,
@@ -297,7 +308,11 @@ class Index:
     def select(self, want: Platform | None = None, ref: str | None = None) -> Descriptor:
         """The manifest for a platform (the host's by default), as containerd matches them."""
         want = want or host_platform()
-        images = [m for m in self.manifests if m.media_type in MANIFEST_TYPES or m.media_type in INDEX_TYPES]
+        images = [
+            m
+            for m in self.manifests
+            if m.media_type in MANIFEST_TYPES or m.media_type in INDEX_TYPES
+        ]
         if len(images) == 1 and images[0].platform is None:
             return images[0]
         exact = loose = None
@@ -323,7 +338,9 @@ def _variant(p: Platform) -> str | None:
     return {"arm64": "v8", "arm": "v7"}.get(p.architecture)
 
 
-def parse_manifest(data: bytes, ref: str | None = None, media_type: str | None = None) -> Manifest | Index:
+def parse_manifest(
+    data: bytes, ref: str | None = None, media_type: str | None = None
+) -> Manifest | Index:
     """Parse a manifest or an index; raise ImageError for anything corrupt or unsupported."""
     obj = load_json(data, "manifest", ref)
     version = obj.get("schemaVersion")

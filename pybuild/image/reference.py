@@ -51,7 +51,9 @@ def validate_digest(digest: str, ref: str | None = None) -> str:
 
 def validate_tag(tag: str) -> str:
     if not _TAG_RE.match(tag):
-        raise ImageError(f"invalid tag {tag!r}: a tag is up to 128 of [A-Za-z0-9_.-], not starting with . or -")
+        raise ImageError(
+            f"invalid tag {tag!r}: a tag is up to 128 of [A-Za-z0-9_.-], not starting with . or -"
+        )
     return tag
 
 
@@ -114,11 +116,15 @@ class Reference:
 def parse(text: str) -> Reference:
     """Parse a reference as written, without adding docker.io or library/ (Docker's Parse)."""
     if not text:
-        raise ImageError("invalid reference format: repository name must have at least one component")
+        raise ImageError(
+            "invalid reference format: repository name must have at least one component"
+        )
     m = _REFERENCE_RE.match(text)
     if m is None:
         if _REFERENCE_RE.match(text.lower()):
-            raise ImageError("invalid reference format: repository name must be lowercase", ref=text)
+            raise ImageError(
+                "invalid reference format: repository name must be lowercase", ref=text
+            )
         raise ImageError("invalid reference format", ref=text)
     name, tag, digest = m.group(1), m.group(2), m.group(3)
     if len(name) > NAME_TOTAL_LENGTH_MAX:
@@ -156,7 +162,9 @@ def parse_normalized(text: str) -> Reference:
             f"invalid repository name ({text}), cannot specify 64-byte hexadecimal strings"
         )
     if not text:
-        raise ImageError("invalid reference format: repository name must have at least one component")
+        raise ImageError(
+            "invalid reference format: repository name must have at least one component"
+        )
     domain, remainder = _split_docker_domain(text)
     remote = remainder.split(":", 1)[0].split("@", 1)[0]
     if remote.lower() != remote:
