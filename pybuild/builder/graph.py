@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+from pybuild.builder.convert import TypedDockerfile, convert, type_dockerfile
 from pybuild.builder.instructions import (
     Add,
     Arg,
@@ -28,12 +29,9 @@ from pybuild.builder.instructions import (
     Onbuild,
     Run,
     Stopsignal,
-    TypedDockerfile,
     User,
     Volume,
     Workdir,
-    convert,
-    type_dockerfile,
 )
 from pybuild.errors import DockerfileError, PybuildError
 

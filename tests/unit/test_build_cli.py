@@ -11,8 +11,13 @@ GOLDEN = pathlib.Path(__file__).resolve().parent / "golden" / "plan"
 
 
 def pybuild(*args, stdin=None, cwd=REPO, env=None):
-    return subprocess.run([sys.executable, "-m", "pybuild.cli.build", *args], cwd=cwd,
-                          input=stdin, capture_output=True, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "pybuild.cli.build", *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        env=env,
+    )
 
 
 def write(tmp_path, text, name="Dockerfile"):
@@ -45,7 +50,9 @@ def test_dockerfile_error_exits_1_with_file_and_line(tmp_path):
     write(tmp_path, "FROM busybox\n\nRUNN echo hi\n")
     r = pybuild("--plan", str(tmp_path))
     assert r.returncode == 1
-    assert r.stderr.decode() == "error: Dockerfile:3: unknown instruction: RUNN (did you mean RUN?)\n"
+    assert (
+        r.stderr.decode() == "error: Dockerfile:3: unknown instruction: RUNN (did you mean RUN?)\n"
+    )
     assert r.stdout == b""
 
 
@@ -53,8 +60,10 @@ def test_graph_error_exits_1(tmp_path):
     write(tmp_path, "FROM busybox AS a\nCOPY --from=b /x /y\nFROM busybox AS b\n")
     r = pybuild("--plan", str(tmp_path))
     assert r.returncode == 1
-    assert r.stderr.decode() == ('error: Dockerfile:2: cannot copy from stage "b", it needs to be '
-                                 'defined before current stage "a"\n')
+    assert r.stderr.decode() == (
+        'error: Dockerfile:2: cannot copy from stage "b", it needs to be '
+        'defined before current stage "a"\n'
+    )
 
 
 def test_custom_file_name_is_used_in_messages(tmp_path):
@@ -99,11 +108,15 @@ def test_stdin_cannot_be_both():
 def test_missing_context_and_missing_dockerfile(tmp_path):
     r = pybuild("--plan", str(tmp_path / "nope"))
     assert r.returncode == 1
-    assert r.stderr.decode() == f'error: unable to prepare context: path "{tmp_path / "nope"}" not found\n'
+    assert (
+        r.stderr.decode()
+        == f'error: unable to prepare context: path "{tmp_path / "nope"}" not found\n'
+    )
     r = pybuild("--plan", str(tmp_path))
     assert r.returncode == 1
-    assert r.stderr.decode() == (f"error: failed to read dockerfile: open {tmp_path}/Dockerfile: "
-                                 "no such file or directory\n")
+    assert r.stderr.decode() == (
+        f"error: failed to read dockerfile: open {tmp_path}/Dockerfile: no such file or directory\n"
+    )
 
 
 def test_unknown_target_lists_stages():
@@ -111,13 +124,16 @@ def test_unknown_target_lists_stages():
     assert r.returncode == 1
     assert r.stderr.decode() == (
         'error: Dockerfile: target stage "prod" could not be found; the named stages are: '
-        "build, docs, test, final\n")
+        "build, docs, test, final\n"
+    )
 
 
 def test_build_args(tmp_path):
     write(tmp_path, "ARG TAG=1\nARG FLAVOR\nFROM busybox:$TAG-$FLAVOR\n")
     env = {"PATH": "/usr/bin:/bin", "FLAVOR": "musl"}
-    r = pybuild("--plan", "--build-arg", "TAG=1.36", "--build-arg", "FLAVOR", str(tmp_path), env=env)
+    r = pybuild(
+        "--plan", "--build-arg", "TAG=1.36", "--build-arg", "FLAVOR", str(tmp_path), env=env
+    )
     assert r.returncode == 0, r.stderr
     assert "base:  image busybox:1.36-musl" in r.stdout.decode()
     r = pybuild("--plan", "--build-arg", "=x", str(tmp_path))
@@ -129,13 +145,17 @@ def test_warnings_go_to_stderr(tmp_path):
     write(tmp_path, "FROM busybox\nMAINTAINER me\n")
     r = pybuild("--plan", str(tmp_path))
     assert r.returncode == 0
-    assert r.stderr.decode() == ("warning: Dockerfile:2: MaintainerDeprecated: Maintainer "
-                                 "instruction is deprecated in favor of using label\n")
+    assert r.stderr.decode() == (
+        "warning: Dockerfile:2: MaintainerDeprecated: Maintainer "
+        "instruction is deprecated in favor of using label\n"
+    )
 
 
 def test_usage_errors_exit_125():
     assert pybuild("--plan=xml", "fixtures/dockerfiles/heredoc").returncode == 125
-    r = pybuild("-t", "web", "fixtures/dockerfiles/heredoc")  # -t is not declared until building works
+    r = pybuild(
+        "-t", "web", "fixtures/dockerfiles/heredoc"
+    )  # -t is not declared until building works
     assert r.returncode == 125 and b"-t" in r.stderr
     assert pybuild("--plan").returncode == 125  # CONTEXT is required
 

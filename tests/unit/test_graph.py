@@ -65,22 +65,27 @@ def test_unknown_target_lists_the_stages():
         multi_stage(target="nope")
     assert caught.value.line is None
     assert caught.value.reason == (
-        'target stage "nope" could not be found; the named stages are: build, docs, test, final')
+        'target stage "nope" could not be found; the named stages are: build, docs, test, final'
+    )
     with pytest.raises(DockerfileError) as caught:
         multi_stage(target="buidl")
-    assert 'could not be found (did you mean build?)' in caught.value.reason
+    assert "could not be found (did you mean build?)" in caught.value.reason
     with pytest.raises(DockerfileError) as caught:
         graph_of("FROM busybox\n", target="x")
-    assert caught.value.reason.endswith("the named stages are: none (name a stage with FROM ... AS <name>)")
+    assert caught.value.reason.endswith(
+        "the named stages are: none (name a stage with FROM ... AS <name>)"
+    )
 
 
 def test_global_args_chain_and_build_args_reach_only_declared_args():
-    graph = graph_of("ARG A=1\nARG B=${A}.0\nFROM img:$B\nFROM other:${TAG:-dflt}\n",
-                     build_args={"TAG": "given"})
+    graph = graph_of(
+        "ARG A=1\nARG B=${A}.0\nFROM img:$B\nFROM other:${TAG:-dflt}\n", build_args={"TAG": "given"}
+    )
     assert graph.stages[0].base == "img:1.0"
     assert graph.stages[1].base == "other:dflt"  # TAG was never declared with ARG
     assert [(w.line, w.rule, w.message) for w in graph.warnings] == [
-        (4, "UndefinedArgInFrom", "FROM argument 'TAG' is not declared")]
+        (4, "UndefinedArgInFrom", "FROM argument 'TAG' is not declared")
+    ]
 
 
 def test_arg_without_default_takes_the_build_arg():
@@ -103,14 +108,18 @@ def test_platform_args_describe_this_host():
 
 
 def test_global_arg_used_in_a_stage_without_redeclaring_it_warns():
-    graph = graph_of("ARG V=1\nFROM busybox:$V AS base\nWORKDIR /opt/$V\nARG V\nENV W=$V\n"
-                     "FROM base\nLABEL v=$V\n")
+    graph = graph_of(
+        "ARG V=1\nFROM busybox:$V AS base\nWORKDIR /opt/$V\nARG V\nENV W=$V\n"
+        "FROM base\nLABEL v=$V\n"
+    )
     assert [(w.line, w.rule) for w in graph.warnings] == [(3, "UndefinedVar")]
-    assert "add \"ARG V\" in this stage" in graph.warnings[0].message
+    assert 'add "ARG V" in this stage' in graph.warnings[0].message
 
 
 def test_from_an_earlier_stage_any_case_and_a_later_name_is_an_image():
-    graph = graph_of("FROM later AS first\nFROM busybox AS Build\nFROM BUILD\nFROM scratch AS later\n")
+    graph = graph_of(
+        "FROM later AS first\nFROM busybox AS Build\nFROM BUILD\nFROM scratch AS later\n"
+    )
     assert graph.stages[0].base_stage is None
     assert graph.stages[0].dependencies == (Dependency("base", 1, image="later"),)
     assert graph.stages[2].base_stage == 1
@@ -119,8 +128,10 @@ def test_from_an_earlier_stage_any_case_and_a_later_name_is_an_image():
 
 
 def test_copy_from_index_and_from_image():
-    graph = graph_of("FROM busybox\nFROM alpine\nCOPY --from=0 /a /a\n"
-                     "COPY --from=nginx:1.25 /etc/nginx /etc/nginx\n")
+    graph = graph_of(
+        "FROM busybox\nFROM alpine\nCOPY --from=0 /a /a\n"
+        "COPY --from=nginx:1.25 /etc/nginx /etc/nginx\n"
+    )
     assert graph.stages[1].dependencies == (
         Dependency("base", 2, image="alpine"),
         Dependency("copy", 3, stage=0),
@@ -130,8 +141,11 @@ def test_copy_from_index_and_from_image():
 
 
 def test_run_mount_may_use_a_later_stage():
-    graph = graph_of("FROM busybox AS one\nRUN --mount=from=two,target=/t --mount=type=cache,"
-                     "from=alpine,target=/c true\nFROM alpine AS two\n", target="one")
+    graph = graph_of(
+        "FROM busybox AS one\nRUN --mount=from=two,target=/t --mount=type=cache,"
+        "from=alpine,target=/c true\nFROM alpine AS two\n",
+        target="one",
+    )
     assert graph.stages[0].dependencies == (
         Dependency("base", 1, image="busybox"),
         Dependency("mount", 2, stage=1),
@@ -142,9 +156,11 @@ def test_run_mount_may_use_a_later_stage():
 
 
 def test_onbuild_triggers_of_a_base_stage_add_dependencies():
-    graph = graph_of("FROM busybox AS assets\nFROM busybox AS parent\n"
-                     "ONBUILD COPY --from=assets /a /a\nFROM parent\nFROM parent AS other\n",
-                     target="other")
+    graph = graph_of(
+        "FROM busybox AS assets\nFROM busybox AS parent\n"
+        "ONBUILD COPY --from=assets /a /a\nFROM parent\nFROM parent AS other\n",
+        target="other",
+    )
     other = graph.stages[3]
     assert [t.keyword for t in other.triggers] == ["COPY"]
     assert Dependency("copy", 3, stage=0) in other.dependencies
@@ -157,18 +173,24 @@ def test_diamond_levels_and_order():
         "FROM base AS left\n"
         "FROM base AS right\n"
         "FROM busybox AS unused\n"
-        "FROM scratch AS out\nCOPY --from=left / /l\nCOPY --from=right / /r\n")
+        "FROM scratch AS out\nCOPY --from=left / /l\nCOPY --from=right / /r\n"
+    )
     assert labels(graph, graph.order) == ["base", "left", "right", "out"]
     assert [labels(graph, level) for level in graph.levels] == [
-        ["base"], ["left", "right"], ["out"]]
+        ["base"],
+        ["left", "right"],
+        ["out"],
+    ]
     assert labels(graph, graph.skipped) == ["unused"]
 
 
 def test_cycle_is_found_even_outside_the_target():
     with pytest.raises(DockerfileError) as caught:
-        graph_of("FROM busybox AS a\nRUN --mount=from=b,target=/b true\n"
-                 "FROM busybox AS b\nRUN --mount=from=a,target=/a true\nFROM scratch AS c\n",
-                 target="c")
+        graph_of(
+            "FROM busybox AS a\nRUN --mount=from=b,target=/b true\n"
+            "FROM busybox AS b\nRUN --mount=from=a,target=/a true\nFROM scratch AS c\n",
+            target="c",
+        )
     assert caught.value.reason == "circular dependency detected on stage: a"
     assert caught.value.line == 4
 

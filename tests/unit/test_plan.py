@@ -8,8 +8,8 @@ import pathlib
 
 import pytest
 
+from pybuild.builder.convert import type_dockerfile
 from pybuild.builder.graph import build_graph
-from pybuild.builder.instructions import type_dockerfile
 from pybuild.builder.plan import render_dot, render_text, step_text
 from pybuild.grammar import parse
 
@@ -36,8 +36,12 @@ def check_golden(filename, actual):
 
 
 def test_every_fixture_has_a_golden_plan():
-    assert {name for name, _ in CASES} >= {"centos-net-http", "busybox-net-http", "multi-stage",
-                                           "heredoc"}
+    assert {name for name, _ in CASES} >= {
+        "centos-net-http",
+        "busybox-net-http",
+        "multi-stage",
+        "heredoc",
+    }
 
 
 @pytest.mark.parametrize(("name", "target"), CASES)
