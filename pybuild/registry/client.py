@@ -1,0 +1,417 @@
+"""One registry session over the OCI distribution API (httpx): scheme and TLS choice,
+retries with backoff, manifests with their digests checked, blobs streamed and verified
+while read (a dropped download resumes with Range), uploads (HEAD first, cross-repository
+mount, monolithic or chunked), tags and the catalog. The transport is a seam: tests wrap
+or replace it."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+import ssl
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator
+from typing import BinaryIO
+
+import httpx
+
+from pybuild.errors import RegistryError
+from pybuild.registry import credentials as creds_mod
+from pybuild.registry.auth import RegistryAuth, _error_text
+from pybuild.registry.options import RegistryOptions
+
+log = logging.getLogger("pybuild.registry")
+
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+_RETRY_EXC = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+_DEFAULT = object()
+
+
+def is_loopback(registry: str) -> bool:
+    host = urllib.parse.urlsplit(f"//{registry}").hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _hasher(digest: str, ref: str | None):
+    algo, sep, hexd = digest.partition(":")
+    if not sep or algo not in ("sha256", "sha512") or not hexd:
+        raise RegistryError(f"unsupported digest {digest!r}", ref=ref)
+    return hashlib.new(algo), hexd
+
+
+def _cert_verify_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+class RegistryClient:
+    """A session with one registry (`host[:port]`). Thread-safe: transfers share it."""
+
+    def __init__(self, registry: str, options: RegistryOptions | None = None,
+                 credentials=_DEFAULT, ref: str | None = None):
+        self.registry = registry
+        self.options = options or RegistryOptions()
+        self.ref = ref or registry
+        if credentials is _DEFAULT:
+            credentials = creds_mod.lookup(registry)
+        self.auth = RegistryAuth(credentials, ref=self.ref)
+        self._base: str | None = None
+        self._lock = threading.Lock()
+        self._http = httpx.Client(
+            transport=self.options.transport,
+            verify=self._ssl_context(),
+            auth=self.auth,
+            timeout=httpx.Timeout(self.options.timeout, connect=min(self.options.timeout, 15.0)),
+            follow_redirects=True,
+            headers={"User-Agent": "pybuild/0.1"},
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+        )
+
+    # -- lifecycle
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        # The system CAs (and $SSL_CERT_FILE / $SSL_CERT_DIR, which OpenSSL honours), plus
+        # the CA the user named for this registry.
+        ctx = ssl.create_default_context()
+        if self.options.ca_cert:
+            try:
+                ctx.load_verify_locations(cafile=self.options.ca_cert)
+            except (OSError, ssl.SSLError) as e:
+                raise RegistryError(f"cannot load CA certificate {self.options.ca_cert}: {e}") from e
+        if not self.options.tls_verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+    # -- scheme: https, except plain http for loopback and insecure registries that
+    #    do not speak TLS (as Docker does for 127.0.0.0/8 and --insecure-registry)
+
+    @property
+    def base_url(self) -> str:
+        with self._lock:
+            if self._base is None:
+                self._base = self._resolve_base()
+            return self._base
+
+    def _resolve_base(self) -> str:
+        https = f"https://{self.registry}"
+        if not (is_loopback(self.registry) or self.registry in self.options.insecure_registries):
+            return https
+        try:
+            self._http.get(f"{https}/v2/").close()
+            return https
+        except httpx.TransportError as e:
+            bad_cert = _cert_verify_failure(e)
+            if bad_cert is not None:
+                raise RegistryError(
+                    f"TLS certificate of {self.registry} not trusted ({bad_cert.verify_message}); "
+                    "give its CA with --ca-cert, or --tls-verify=false", ref=self.ref) from e
+            return f"http://{self.registry}"
+
+    def url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            return path
+        return self.base_url + "/" + path.lstrip("/")
+
+    # -- requests with retries
+
+    def request(self, method: str, path: str, *, headers: dict | None = None,
+                content: bytes | Callable[[], Iterable[bytes]] | None = None,
+                params: dict | None = None, ok: tuple[int, ...] = (200,), stream: bool = False,
+                what: str | None = None) -> httpx.Response:
+        """Send with retries on 5xx, 429 and network errors (exponential backoff).
+        `content` is bytes or a callable giving a fresh body iterator per attempt."""
+        url = self.url(path)
+        attempt = 0
+        while True:
+            body = content() if callable(content) else content
+            try:
+                req = self._http.build_request(method, url, headers=headers, content=body, params=params)
+                resp = self._http.send(req, stream=stream)
+            except httpx.TransportError as e:
+                if _cert_verify_failure(e) is not None:
+                    raise RegistryError(f"TLS certificate not trusted: {e}", ref=self.ref) from e
+                if attempt >= self.options.retries or not isinstance(e, _RETRY_EXC + (httpx.ConnectError,)):
+                    raise RegistryError(f"{what or method + ' ' + path}: {type(e).__name__}: {e}",
+                                        ref=self.ref) from e
+                self._backoff(attempt, f"{method} {path}: {e}")
+                attempt += 1
+                continue
+            if resp.status_code in ok:
+                return resp
+            if resp.status_code in RETRY_STATUS and attempt < self.options.retries:
+                resp.close()
+                self._backoff(attempt, f"{method} {path}: HTTP {resp.status_code}")
+                attempt += 1
+                continue
+            self.fail(resp, what or f"{method} {path}")
+
+    def _backoff(self, attempt: int, why: str) -> None:
+        delay = self.options.backoff * (2 ** attempt)
+        log.info("retrying in %.1fs: %s", delay, why)
+        time.sleep(delay)
+
+    def fail(self, resp: httpx.Response, what: str):
+        resp.read()
+        detail = _error_text(resp)
+        resp.close()
+        status = resp.status_code
+        if status == 401:
+            hint = "" if self.auth.credentials else f" (pyrun login {self.registry})"
+            raise RegistryError(f"{what}: unauthorized: {detail}{hint}", ref=self.ref, status=status)
+        raise RegistryError(f"{what}: {detail}", ref=self.ref, status=status)
+
+    # -- API
+
+    def ping(self) -> httpx.Response:
+        resp = self.request("GET", "/v2/", what="registry check")
+        resp.read()
+        return resp
+
+    def get_manifest(self, repo: str, reference: str,
+                     accept: Iterable[str] = MANIFEST_TYPES) -> tuple[bytes, str, str]:
+        """(content, media type, digest); the digest is checked against what was asked for
+        (a digest reference) and against Docker-Content-Digest."""
+        resp = self.request("GET", f"/v2/{repo}/manifests/{reference}",
+                            headers={"Accept": ", ".join(accept)}, what=f"manifest {repo}:{reference}")
+        content = resp.content
+        media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
+        digest = self._check_digest(content, reference, resp.headers.get("Docker-Content-Digest"),
+                                    f"manifest {repo}:{reference}")
+        return content, media_type, digest
+
+    def head_manifest(self, repo: str, reference: str) -> str | None:
+        """The digest of a manifest, or None if the registry does not have it."""
+        resp = self.request("HEAD", f"/v2/{repo}/manifests/{reference}",
+                            headers={"Accept": ", ".join(MANIFEST_TYPES)}, ok=(200, 404))
+        resp.close()
+        if resp.status_code == 404:
+            return None
+        return resp.headers.get("Docker-Content-Digest")
+
+    def put_manifest(self, repo: str, reference: str, content: bytes, media_type: str) -> str:
+        resp = self.request("PUT", f"/v2/{repo}/manifests/{reference}", content=content,
+                            headers={"Content-Type": media_type}, ok=(200, 201, 202),
+                            what=f"manifest {repo}:{reference}")
+        resp.read()
+        digest = "sha256:" + hashlib.sha256(content).hexdigest()
+        got = resp.headers.get("Docker-Content-Digest")
+        if got and got != digest:
+            raise RegistryError(f"registry stored manifest as {got}, expected {digest}", ref=self.ref)
+        return digest
+
+    def _check_digest(self, content: bytes, reference: str, header: str | None, what: str) -> str:
+        if ":" in reference:  # pinned by digest: the bytes must be exactly those
+            h, hexd = _hasher(reference, self.ref)
+            h.update(content)
+            if h.hexdigest() != hexd:
+                raise RegistryError(f"{what}: content does not match its digest", ref=self.ref)
+            if header and header != reference:
+                raise RegistryError(f"{what}: Docker-Content-Digest {header} does not match",
+                                    ref=self.ref)
+            return reference
+        if header:
+            h, hexd = _hasher(header, self.ref)
+            h.update(content)
+            if h.hexdigest() != hexd:
+                raise RegistryError(f"{what}: content does not match Docker-Content-Digest {header}",
+                                    ref=self.ref)
+            return header
+        return "sha256:" + hashlib.sha256(content).hexdigest()
+
+    def tags(self, repo: str) -> list[str]:
+        return list(self._paged(f"/v2/{repo}/tags/list", "tags", f"tags of {repo}"))
+
+    def catalog(self) -> list[str]:
+        return list(self._paged("/v2/_catalog", "repositories", "catalog"))
+
+    def _paged(self, path: str, key: str, what: str) -> Iterator[str]:
+        url: str | None = path
+        params: dict | None = {"n": "1000"}
+        while url:
+            resp = self.request("GET", url, params=params, what=what)
+            yield from (resp.json().get(key) or [])
+            link = resp.headers.get("Link", "")
+            url, params = None, None
+            if 'rel="next"' in link:
+                url = link.split(";")[0].strip().strip("<>")
+
+    # -- blobs: download
+
+    def blob_chunks(self, repo: str, digest: str, size: int | None = None,
+                    progress: Callable[[int], None] | None = None) -> Iterator[bytes]:
+        """The blob's bytes as they arrive. A dropped connection resumes with a Range
+        request; the size and digest are checked at the end, and a mismatch raises before
+        the iterator finishes, so a consumer that reads to the end never keeps bad bytes."""
+        h, hexd = _hasher(digest, self.ref)
+        offset, drops = 0, 0
+        path = f"/v2/{repo}/blobs/{digest}"
+        while True:
+            headers = {"Range": f"bytes={offset}-"} if offset else None
+            resp = self.request("GET", path, headers=headers, ok=(200, 206), stream=True,
+                                what=f"blob {digest}")
+            skip = offset if (offset and resp.status_code == 200) else 0  # Range ignored
+            try:
+                for chunk in resp.iter_raw():
+                    if skip:
+                        if len(chunk) <= skip:
+                            skip -= len(chunk)
+                            continue
+                        chunk, skip = chunk[skip:], 0
+                    h.update(chunk)
+                    offset += len(chunk)
+                    if size is not None and offset > size:
+                        raise RegistryError(f"blob {digest}: more than its {size} bytes", ref=self.ref)
+                    if progress:
+                        progress(len(chunk))
+                    yield chunk
+                break
+            except _RETRY_EXC as e:
+                drops += 1
+                if drops > self.options.retries:
+                    raise RegistryError(f"blob {digest}: download failed at byte {offset}: {e}",
+                                        ref=self.ref) from e
+                self._backoff(drops - 1, f"blob {digest} dropped at byte {offset}: {e}")
+            finally:
+                resp.close()
+        if size is not None and offset != size:
+            raise RegistryError(f"blob {digest}: got {offset} bytes, expected {size}", ref=self.ref)
+        if h.hexdigest() != hexd:
+            raise RegistryError(f"blob {digest}: content does not match its digest "
+                                f"(got sha256:{h.hexdigest()})", ref=self.ref)
+
+    def get_blob(self, repo: str, digest: str, size: int | None = None) -> bytes:
+        return b"".join(self.blob_chunks(repo, digest, size))
+
+    # -- blobs: upload
+
+    def blob_size(self, repo: str, digest: str) -> int | None:
+        """HEAD: the blob's size if the repository has it, else None."""
+        resp = self.request("HEAD", f"/v2/{repo}/blobs/{digest}", ok=(200, 404))
+        resp.close()
+        if resp.status_code == 404:
+            return None
+        return int(resp.headers.get("Content-Length") or 0)
+
+    def start_upload(self, repo: str, digest: str | None = None,
+                     mount_from: str | None = None) -> str | None:
+        """Open an upload session and return its location; with `mount_from`, first ask the
+        registry to mount the blob from that repository: None means it was mounted."""
+        params = {"mount": digest, "from": mount_from} if (digest and mount_from) else None
+        resp = self.request("POST", f"/v2/{repo}/blobs/uploads/", params=params, ok=(201, 202),
+                            what=f"upload to {repo}")
+        resp.read()
+        if resp.status_code == 201 and mount_from:
+            return None
+        location = resp.headers.get("Location")
+        if not location:
+            raise RegistryError(f"upload to {repo}: no Location in the answer", ref=self.ref)
+        return urllib.parse.urljoin(self.base_url + "/", location)
+
+    def upload_blob(self, repo: str, digest: str, size: int, opener: Callable[[], BinaryIO],
+                    location: str | None = None, chunk_size: int | None = None,
+                    progress: Callable[[int], None] | None = None) -> None:
+        """Upload a blob from a seekable file `opener()` gives: monolithic (one PUT) or, with
+        `chunk_size`, PATCH by chunks then PUT. A failed attempt starts a fresh session."""
+        for attempt in range(self.options.retries + 1):
+            loc = location or self.start_upload(repo)
+            location = None
+            try:
+                if chunk_size:
+                    loc = self._patch_chunks(loc, size, opener, chunk_size, progress)
+                    body: bytes | Callable[[], Iterable[bytes]] = b""
+                    headers = {"Content-Length": "0"}
+                else:
+                    body = lambda: _file_chunks(opener, 0, size, progress)  # noqa: E731
+                    headers = {"Content-Type": "application/octet-stream",
+                               "Content-Length": str(size)}
+                resp = self._send_once("PUT", _with_query(loc, digest=digest), headers, body)
+            except (RegistryError, *_RETRY_EXC, httpx.ConnectError) as e:
+                if attempt >= self.options.retries or (isinstance(e, RegistryError)
+                                                       and e.status not in RETRY_STATUS):
+                    raise e if isinstance(e, RegistryError) else RegistryError(
+                        f"upload of {digest}: {e}", ref=self.ref) from e
+                self._backoff(attempt, f"upload of {digest}: {e}")
+                continue
+            if resp.status_code in (201, 204):
+                got = resp.headers.get("Docker-Content-Digest")
+                if got and got != digest:
+                    raise RegistryError(f"registry stored {digest} as {got}", ref=self.ref)
+                return
+            if resp.status_code in RETRY_STATUS and attempt < self.options.retries:
+                self._backoff(attempt, f"upload of {digest}: HTTP {resp.status_code}")
+                continue
+            self.fail(resp, f"upload of {digest}")
+
+    def _send_once(self, method: str, url: str, headers: dict, body) -> httpx.Response:
+        req = self._http.build_request(method, url, headers=headers,
+                                       content=body() if callable(body) else body)
+        resp = self._http.send(req)
+        resp.read()
+        return resp
+
+    def _patch_chunks(self, loc: str, size: int, opener, chunk_size: int, progress) -> str:
+        start = 0
+        while start < size:
+            end = min(size, start + chunk_size)
+            headers = {"Content-Type": "application/octet-stream",
+                       "Content-Range": f"{start}-{end - 1}", "Content-Length": str(end - start)}
+            resp = self._send_once("PATCH", loc, headers,
+                                   lambda s=start, e=end: _file_chunks(opener, s, e - s, progress))
+            if resp.status_code != 202:
+                if resp.status_code in RETRY_STATUS:
+                    raise RegistryError(f"chunk {start}-{end - 1}: HTTP {resp.status_code}",
+                                        ref=self.ref, status=resp.status_code)
+                self.fail(resp, f"chunk {start}-{end - 1}")
+            loc = urllib.parse.urljoin(self.base_url + "/", resp.headers.get("Location", loc))
+            start = end
+        return loc
+
+
+def _with_query(url: str, **params: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+
+
+def _file_chunks(opener: Callable[[], BinaryIO], start: int, length: int,
+                 progress: Callable[[int], None] | None, block: int = 1 << 20) -> Iterator[bytes]:
+    with opener() as f:
+        f.seek(start)
+        left = length
+        while left > 0:
+            data = f.read(min(block, left))
+            if not data:
+                raise RegistryError(f"blob file ended {left} bytes early")
+            left -= len(data)
+            if progress:
+                progress(len(data))
+            yield data
