@@ -7,6 +7,7 @@ edge (white space, path cleaning, line splitting) we use these instead.
 from __future__ import annotations
 
 import posixpath
+import unicodedata
 
 # Go's unicode.IsSpace (the Unicode White_Space property). Python's str.isspace also counts
 # \x1c-\x1f, which Go does not.
@@ -38,3 +39,30 @@ def scan_lines(text: str) -> list[str]:
     if lines and lines[-1] == "":
         lines.pop()
     return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def quote(text: str) -> str:
+    """Roughly Go's %q: double quotes, backslash escapes for quotes and controls."""
+    out = ['"']
+    for ch in text:
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\r":
+            out.append("\\r")
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn"):
+            code = ord(ch)
+            out.append(
+                f"\\x{code:02x}"
+                if code < 0x80
+                else f"\\u{code:04x}"
+                if code <= 0xFFFF
+                else f"\\U{code:08x}"
+            )
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)

@@ -11,19 +11,20 @@ and of the escape character, the escape character itself is a parser directive (
 a backtick), and word splitting must know which characters came from quotes. A one-pass
 scanner that recurses on `${` is the only faithful shape, and it is BuildKit's own.
 
-Where expansion applies is a property of the instruction: see `expands` and
-`expands_flags` at the bottom.
+Where expansion applies is a property of the instruction: `expands`, `expands_flags` and
+`expanded_flags` (from expansion.py, re-exported here). Patterns are shellpattern.py's.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pybuild.errors import DockerfileError, PybuildError
-from pybuild.grammar.gocompat import GO_SPACE
+from pybuild.grammar import shellpattern
+from pybuild.grammar.expansion import expanded_flags, expands, expands_flags
+from pybuild.grammar.gocompat import GO_SPACE, quote
 
 __all__ = [
     "Expansion",
@@ -48,7 +49,7 @@ class ExpansionError(PybuildError):
     def __init__(self, reason: str, word: str):
         self.reason = reason
         self.word = word
-        super().__init__(f"failed to process {_go_quote(word)}: {reason}")
+        super().__init__(f"failed to process {quote(word)}: {reason}")
 
     def located(self, path: str, line: int | None) -> DockerfileError:
         """The same failure as a DockerfileError at `path:line`, for the caller to raise."""
@@ -350,9 +351,11 @@ class _Scanner:
             greedy = word.startswith(op)
             if greedy:
                 word = word[1:]
-            if op == "%":
-                return _trim_suffix(word, value, greedy)
-            return _trim_prefix(word, value, greedy)
+            trim = shellpattern.trim_suffix if op == "%" else shellpattern.trim_prefix
+            try:
+                return trim(word, value, greedy)
+            except shellpattern.PatternError as bad:
+                raise _SyntaxFault(str(bad)) from None
         raise _SyntaxFault(f"unsupported modifier ({modifier}) in substitution")
 
     def until_brace(self, raw_escapes: bool) -> str:
@@ -376,209 +379,7 @@ class _Scanner:
             raise
         replacement = self.until_brace(raw_escapes=True)
         value = self.lookup(name)[0]
-        regex = _pattern_regex(pattern, greedy=True, anchored=False)
-        if replace_all:
-            return _go_replace_all(regex, value, replacement)
-        found = regex.search(value)
-        if found is None:
-            return value
-        return value[: found.start()] + replacement + value[found.end() :]
-
-
-# --- shell patterns ----------------------------------------------------------------------
-# BuildKit's convertShellPatternToRegex: `*` and `?` are wildcards, `\` escapes `*`, `?`
-# and `\`, and is dropped before `}` and `/`; any other escape is an error. Bracket
-# expressions are NOT supported by BuildKit (`[` is literal), so not here either.
-
-
-def _pattern_regex(pattern: str, greedy: bool, anchored: bool) -> re.Pattern[str]:
-    out = ["^"] if anchored else []
-    star = ".*" if greedy else ".*?"
-    i = 1 if pattern.startswith("\ufeff") else 0  # Go's text/scanner drops a leading BOM
-    while i < len(pattern):
-        ch = pattern[i]
-        i += 1
-        if ch == "*":
-            out.append(star)
-        elif ch == "?":
-            out.append(".")
-        elif ch == "\\":
-            following = pattern[i] if i < len(pattern) else _EOF
-            if following in ("}", "/"):
-                continue
-            if following not in ("*", "?", "\\"):
-                shown = following or "EOF"
-                raise _SyntaxFault(
-                    f"invalid pattern ({pattern}) in substitution: invalid escape '\\{shown}'"
-                )
-            out.append(re.escape(following))
-            i += 1
-        else:
-            out.append(re.escape(ch))
-    return re.compile("".join(out))
-
-
-def _trim_prefix(pattern: str, value: str, greedy: bool) -> str:
-    found = _pattern_regex(pattern, greedy, anchored=True).match(value)
-    return value[found.end() :] if found else value
-
-
-def _reverse_pattern(pattern: str) -> str:
-    """Reverse a pattern keeping each `\\x` escape pair in order (`a\\*c` -> `c\\*a`)."""
-    pairs: list[str] = []
-    i = 0
-    while i < len(pattern):
-        if pattern[i] == "\\" and i != len(pattern) - 1:
-            pairs.append(pattern[i : i + 2])
-            i += 2
-        else:
-            pairs.append(pattern[i])
-            i += 1
-    return "".join(reversed(pairs))
-
-
-def _trim_suffix(pattern: str, value: str, greedy: bool) -> str:
-    # A regex finds leftmost matches only; reversing both turns "shortest/longest suffix"
-    # into "shortest/longest prefix", which is how BuildKit does it.
-    return _trim_prefix(_reverse_pattern(pattern), value[::-1], greedy)[::-1]
-
-
-def _go_replace_all(regex: re.Pattern[str], value: str, template: str) -> str:
-    """Go's Regexp.ReplaceAllString: empty matches next to a previous match are skipped
-    (Python's re.sub keeps them), and the template's `$0`, `${name}`, `$$` are expanded."""
-    out: list[str] = []
-    last_end = 0
-    pos = 0
-    while pos <= len(value):
-        found = regex.search(value, pos)
-        if found is None:
-            break
-        start, end = found.span()
-        out.append(value[last_end:start])
-        if end > last_end or start == 0:
-            out.append(_go_expand(template, found))
-        last_end = end
-        pos = pos + 1 if pos + 1 > end else end
-    out.append(value[last_end:])
-    return "".join(out)
-
-
-def _go_expand(template: str, found: re.Match[str]) -> str:
-    """Go's Regexp.ExpandString for a pattern without capture groups: `$0`/`${0}` is the
-    match, `$$` a dollar, any other well-formed reference empty, a malformed one literal."""
-    out: list[str] = []
-    i = 0
-    while i < len(template):
-        j = template.find("$", i)
-        if j < 0:
-            out.append(template[i:])
-            break
-        out.append(template[i:j])
-        rest = template[j + 1 :]
-        if rest.startswith("$"):
-            out.append("$")
-            i = j + 2
-            continue
-        name, used = _go_template_name(rest)
-        if name is None:
-            out.append("$")
-            i = j + 1
-            continue
-        i = j + 1 + used
-        if name == "0":
-            out.append(found.group(0))
-    return "".join(out)
-
-
-def _go_template_name(text: str) -> tuple[str | None, int]:
-    brace = text.startswith("{")
-    k = 1 if brace else 0
-    start = k
-    while k < len(text) and (_is_letter(text[k]) or _is_digit(text[k]) or text[k] == "_"):
-        k += 1
-    if k == start:
-        return None, 0
-    name = text[start:k]
-    if brace:
-        if k >= len(text) or text[k] != "}":
-            return None, 0
-        k += 1
-    return name, k
-
-
-def _go_quote(text: str) -> str:
-    """Roughly Go's %q: double quotes, backslash escapes for quotes and controls."""
-    out = ['"']
-    for ch in text:
-        if ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn"):
-            code = ord(ch)
-            out.append(
-                f"\\x{code:02x}"
-                if code < 0x80
-                else f"\\u{code:04x}"
-                if code <= 0xFFFF
-                else f"\\U{code:08x}"
-            )
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-# --- where Docker expands ----------------------------------------------------------------
-# The Dockerfile reference ("Environment replacement") lists ADD, COPY, ENV, EXPOSE, FROM,
-# LABEL, STOPSIGNAL, USER, VOLUME, WORKDIR, and ONBUILD combined with one of these; BuildKit
-# also expands ARG names and defaults. ONBUILD is not expanded when declared: its inner
-# instruction is expanded at trigger time by that instruction's own rule, so callers ask
-# `expands(inner.keyword)` then. RUN, CMD, ENTRYPOINT, SHELL, HEALTHCHECK, MAINTAINER
-# arguments go to the shell (or exec) untouched.
-
-EXPANDED_ARGUMENTS = frozenset(
-    {
-        "add",
-        "arg",
-        "copy",
-        "env",
-        "expose",
-        "from",
-        "label",
-        "stopsignal",
-        "user",
-        "volume",
-        "workdir",
-    }
-)
-# Flag values that are expanded, per instruction (BuildKit's instructions/dockerfile2llb:
-# FROM --platform with the global ARGs, RUN --mount options, COPY/ADD ownership, mode,
-# checksum, excludes and COPY --from). RUN --network/--security are listed too: their
-# values are plain words, so expanding them only matters if someone writes a `$`.
-# HEALTHCHECK's durations and boolean flags (--link, --parents, --keep-git-dir) are not.
-EXPANDED_FLAGS: dict[str, frozenset[str]] = {
-    "from": frozenset({"platform"}),
-    "run": frozenset({"mount", "network", "security"}),
-    "copy": frozenset({"from", "chown", "chmod", "exclude"}),
-    "add": frozenset({"chown", "chmod", "checksum", "exclude"}),
-}
-
-
-def expands(keyword: str) -> bool:
-    """Whether an instruction's arguments undergo variable expansion."""
-    return keyword.lower() in EXPANDED_ARGUMENTS
-
-
-def expands_flags(keyword: str) -> bool:
-    """Whether any of an instruction's flag values (`--chown=$UID`) are expanded."""
-    return keyword.lower() in EXPANDED_FLAGS
-
-
-def expanded_flags(keyword: str) -> frozenset[str]:
-    """The names (without `--`) of an instruction's flags whose values are expanded."""
-    return EXPANDED_FLAGS.get(keyword.lower(), frozenset())
+        try:
+            return shellpattern.replace(pattern, value, replacement, replace_all)
+        except shellpattern.PatternError as bad:
+            raise _SyntaxFault(str(bad)) from None
