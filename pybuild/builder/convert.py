@@ -195,6 +195,7 @@ def _add(node: Node) -> Add:
             "link": BOOL,
             "checksum": STRING,
             "keep-git-dir": BOOL,
+            "unpack": BOOL,
             "exclude": STRINGS,
         },
     )
@@ -208,6 +209,7 @@ def _add(node: Node) -> Add:
         link=bool(flags.get("link")),
         checksum=flags.get("checksum"),
         keep_git_dir=bool(flags.get("keep-git-dir")),
+        unpack=flags.get("unpack"),  # type: ignore[arg-type]
         excludes=tuple(flags.get("exclude", ())),
         **_span(node),
     )

@@ -9,6 +9,7 @@ may name any stage (so a cycle is possible and is an error).
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import platform as host_platform
 import re
@@ -273,8 +274,9 @@ def build_graph(
             base_stage = None  # FROM only sees earlier stages; a later name is an image
         triggers: tuple[Command, ...] = ()
         if base_stage is not None:
+            # a trigger is its own instruction: its text is the ONBUILD's expression
             triggers = tuple(
-                convert(c.trigger, path)
+                dataclasses.replace(convert(c.trigger, path), original=c.expression)
                 for c in stages[base_stage].commands
                 if isinstance(c, Onbuild) and c.trigger is not None
             )

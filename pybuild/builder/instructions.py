@@ -182,6 +182,7 @@ class Add(Command):
     link: bool = False
     checksum: str | None = None
     keep_git_dir: bool = False
+    unpack: bool | None = None  # None: BuildKit's default (local archives yes, URLs no)
     excludes: tuple[str, ...] = ()
 
 

@@ -96,9 +96,10 @@ def render_text(graph: BuildGraph, source: str | None = None) -> str:
             continue
         out.append("  steps:")
         for command in stage.triggers:
+            parent = graph.stages[stage.base_stage or 0].label
             out.append(
                 f"    {_where(graph, command).ljust(width)}  {step_text(command)}"
-                "  (ONBUILD trigger)"
+                f"  (ONBUILD trigger from {parent})"
             )
         for command in stage.commands:
             out.append(f"    {_where(graph, command).ljust(width)}  {step_text(command)}")

@@ -221,3 +221,12 @@ def test_auto_args_are_kept_and_can_be_overridden():
     assert graph.stages[0].base == "alpine:riscv64"
     assert dict(graph.auto_args)["TARGETARCH"] == "riscv64"
     assert dict(graph.auto_args)["BUILDPLATFORM"] == "linux/amd64"
+
+
+def test_onbuild_trigger_text_is_the_expression():
+    from pybuild.builder.plan import render_text
+
+    graph = graph_of("FROM busybox AS parent\nONBUILD RUN echo hi\nFROM parent AS child\n")
+    (trigger,) = graph.stages[1].triggers
+    assert (trigger.keyword, trigger.original, trigger.line) == ("RUN", "RUN echo hi", 2)
+    assert "Dockerfile:2  RUN echo hi  (ONBUILD trigger from parent)" in render_text(graph)

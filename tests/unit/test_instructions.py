@@ -362,6 +362,7 @@ def test_instructions_keep_words_unexpanded_and_spans():
     assert isinstance(shell, Shell) and shell.shell == ("/bin/bash", "-c")
     assert isinstance(onbuild, Onbuild) and onbuild.expression == "RUN echo $V"
     assert isinstance(add, Add) and add.keep_git_dir and add.checksum == "sha256:ab"
+    assert add.unpack is None
     assert isinstance(cmd, Cmd) and not cmd.json and cmd.command == ("echo hi",)
 
 
@@ -447,3 +448,8 @@ def test_legacy_env_form_warns():
 )
 def test_checks_run_in_buildkits_order(text, message):
     assert error_of(text).reason == message
+
+
+def test_add_unpack_flag():
+    typed = type_dockerfile(parse("FROM busybox\nADD --unpack=false a.tar.gz /x/\n"))
+    assert typed.stages[0].commands[0].unpack is False
