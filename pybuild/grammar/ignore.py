@@ -39,6 +39,8 @@ from pybuild.grammar.gopattern import (
 
 __all__ = ["IgnorePattern", "IgnoreRules", "ParentMatches", "load_ignore"]
 
+_MAX_LINE = 64 * 1024  # bufio.MaxScanTokenSize
+
 
 @dataclass(frozen=True)
 class IgnorePattern:
@@ -121,6 +123,9 @@ class IgnoreRules:
             text = text[1:]
         patterns = []
         for number, line in enumerate(scan_lines(text), start=1):
+            if len(line) >= _MAX_LINE and len(line.encode("utf-8", "surrogateescape")) >= _MAX_LINE:
+                # Docker reads the file with a bufio.Scanner, which fails on such a line.
+                raise DockerfileError("line too long", path=source, line=number)
             raw = _read_line(line)
             if raw is None:
                 continue

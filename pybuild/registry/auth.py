@@ -24,8 +24,10 @@ _REPO_PATH = re.compile(r"^/v2/(.+?)/(manifests|blobs|tags)/")
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     """`Bearer realm="...",service="..."` -> ("bearer", {"realm": ..., "service": ...})."""
     scheme, _, rest = header.strip().partition(" ")
-    params = {m.group(1).lower(): (m.group(2) if m.group(2) is not None else m.group(3))
-              for m in _PARAM.finditer(rest)}
+    params = {
+        m.group(1).lower(): (m.group(2) if m.group(2) is not None else m.group(3))
+        for m in _PARAM.finditer(rest)
+    }
     return scheme.lower(), {k: v.replace('\\"', '"') for k, v in params.items()}
 
 
@@ -68,7 +70,9 @@ class RegistryAuth(httpx.Auth):
 
     # -- the flow
 
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
         scopes = self._scopes(request)
         used_cached = False
         if self._challenge is not None:
@@ -125,8 +129,12 @@ class RegistryAuth(httpx.Auth):
             raise RegistryError(f"token realm {realm!r} is not an http(s) URL", ref=self.ref)
         creds = self.credentials
         if creds is not None and creds.identity_token:
-            form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token,
-                    "client_id": "pybuild", "access_type": "offline"}
+            form = {
+                "grant_type": "refresh_token",
+                "refresh_token": creds.identity_token,
+                "client_id": "pybuild",
+                "access_type": "offline",
+            }
             if params.get("service"):
                 form["service"] = params["service"]
             if scopes:
@@ -144,12 +152,20 @@ class RegistryAuth(httpx.Auth):
         response.read()
         if response.status_code != 200:
             detail = _error_text(response)
-            what = "authentication failed" if response.status_code in (401, 403) else "token request failed"
-            raise RegistryError(f"{what} at {realm}: {detail}", ref=self.ref, status=response.status_code)
+            what = (
+                "authentication failed"
+                if response.status_code in (401, 403)
+                else "token request failed"
+            )
+            raise RegistryError(
+                f"{what} at {realm}: {detail}", ref=self.ref, status=response.status_code
+            )
         try:
             data = response.json()
         except ValueError as e:
-            raise RegistryError(f"token server {realm} answered with invalid JSON", ref=self.ref) from e
+            raise RegistryError(
+                f"token server {realm} answered with invalid JSON", ref=self.ref
+            ) from e
         value = data.get("token") or data.get("access_token")
         if not value or not isinstance(value, str):
             raise RegistryError(f"token server {realm} answered without a token", ref=self.ref)
@@ -163,8 +179,9 @@ def _error_text(response: httpx.Response) -> str:
         data = response.json()
         errors = data.get("errors") or []
         if errors:
-            return "; ".join(f"{e.get('code', '').lower()}: {e.get('message', '')}".strip(": ")
-                             for e in errors)
+            return "; ".join(
+                f"{e.get('code', '').lower()}: {e.get('message', '')}".strip(": ") for e in errors
+            )
         if data.get("details") or data.get("message"):
             return str(data.get("details") or data.get("message"))
     except ValueError:

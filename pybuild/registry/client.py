@@ -66,8 +66,13 @@ def _cert_verify_failure(exc: BaseException) -> ssl.SSLCertVerificationError | N
 class RegistryClient:
     """A session with one registry (`host[:port]`). Thread-safe: transfers share it."""
 
-    def __init__(self, registry: str, options: RegistryOptions | None = None,
-                 credentials=_DEFAULT, ref: str | None = None):
+    def __init__(
+        self,
+        registry: str,
+        options: RegistryOptions | None = None,
+        credentials=_DEFAULT,
+        ref: str | None = None,
+    ):
         self.registry = registry
         self.options = options or RegistryOptions()
         self.ref = ref or registry
@@ -105,7 +110,9 @@ class RegistryClient:
             try:
                 ctx.load_verify_locations(cafile=self.options.ca_cert)
             except (OSError, ssl.SSLError) as e:
-                raise RegistryError(f"cannot load CA certificate {self.options.ca_cert}: {e}") from e
+                raise RegistryError(
+                    f"cannot load CA certificate {self.options.ca_cert}: {e}"
+                ) from e
         if not self.options.tls_verify:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
@@ -133,7 +140,9 @@ class RegistryClient:
             if bad_cert is not None:
                 raise RegistryError(
                     f"TLS certificate of {self.registry} not trusted ({bad_cert.verify_message}); "
-                    "give its CA with --ca-cert, or --tls-verify=false", ref=self.ref) from e
+                    "give its CA with --ca-cert, or --tls-verify=false",
+                    ref=self.ref,
+                ) from e
             return f"http://{self.registry}"
 
     def url(self, path: str) -> str:
@@ -143,10 +152,18 @@ class RegistryClient:
 
     # -- requests with retries
 
-    def request(self, method: str, path: str, *, headers: dict | None = None,
-                content: bytes | Callable[[], Iterable[bytes]] | None = None,
-                params: dict | None = None, ok: tuple[int, ...] = (200,), stream: bool = False,
-                what: str | None = None) -> httpx.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: dict | None = None,
+        content: bytes | Callable[[], Iterable[bytes]] | None = None,
+        params: dict | None = None,
+        ok: tuple[int, ...] = (200,),
+        stream: bool = False,
+        what: str | None = None,
+    ) -> httpx.Response:
         """Send with retries on 5xx, 429 and network errors (exponential backoff).
         `content` is bytes or a callable giving a fresh body iterator per attempt."""
         url = self.url(path)
@@ -154,14 +171,19 @@ class RegistryClient:
         while True:
             body = content() if callable(content) else content
             try:
-                req = self._http.build_request(method, url, headers=headers, content=body, params=params)
+                req = self._http.build_request(
+                    method, url, headers=headers, content=body, params=params
+                )
                 resp = self._http.send(req, stream=stream)
             except httpx.TransportError as e:
                 if _cert_verify_failure(e) is not None:
                     raise RegistryError(f"TLS certificate not trusted: {e}", ref=self.ref) from e
-                if attempt >= self.options.retries or not isinstance(e, _RETRY_EXC + (httpx.ConnectError,)):
-                    raise RegistryError(f"{what or method + ' ' + path}: {type(e).__name__}: {e}",
-                                        ref=self.ref) from e
+                if attempt >= self.options.retries or not isinstance(
+                    e, _RETRY_EXC + (httpx.ConnectError,)
+                ):
+                    raise RegistryError(
+                        f"{what or method + ' ' + path}: {type(e).__name__}: {e}", ref=self.ref
+                    ) from e
                 self._backoff(attempt, f"{method} {path}: {e}")
                 attempt += 1
                 continue
@@ -175,7 +197,7 @@ class RegistryClient:
             self.fail(resp, what or f"{method} {path}")
 
     def _backoff(self, attempt: int, why: str) -> None:
-        delay = self.options.backoff * (2 ** attempt)
+        delay = self.options.backoff * (2**attempt)
         log.info("retrying in %.1fs: %s", delay, why)
         time.sleep(delay)
 
@@ -186,7 +208,9 @@ class RegistryClient:
         status = resp.status_code
         if status == 401:
             hint = "" if self.auth.credentials else f" (pyrun login {self.registry})"
-            raise RegistryError(f"{what}: unauthorized: {detail}{hint}", ref=self.ref, status=status)
+            raise RegistryError(
+                f"{what}: unauthorized: {detail}{hint}", ref=self.ref, status=status
+            )
         raise RegistryError(f"{what}: {detail}", ref=self.ref, status=status)
 
     # -- API
@@ -196,36 +220,56 @@ class RegistryClient:
         resp.read()
         return resp
 
-    def get_manifest(self, repo: str, reference: str,
-                     accept: Iterable[str] = MANIFEST_TYPES) -> tuple[bytes, str, str]:
+    def get_manifest(
+        self, repo: str, reference: str, accept: Iterable[str] = MANIFEST_TYPES
+    ) -> tuple[bytes, str, str]:
         """(content, media type, digest); the digest is checked against what was asked for
         (a digest reference) and against Docker-Content-Digest."""
-        resp = self.request("GET", f"/v2/{repo}/manifests/{reference}",
-                            headers={"Accept": ", ".join(accept)}, what=f"manifest {repo}:{reference}")
+        resp = self.request(
+            "GET",
+            f"/v2/{repo}/manifests/{reference}",
+            headers={"Accept": ", ".join(accept)},
+            what=f"manifest {repo}:{reference}",
+        )
         content = resp.content
         media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
-        digest = self._check_digest(content, reference, resp.headers.get("Docker-Content-Digest"),
-                                    f"manifest {repo}:{reference}")
+        digest = self._check_digest(
+            content,
+            reference,
+            resp.headers.get("Docker-Content-Digest"),
+            f"manifest {repo}:{reference}",
+        )
         return content, media_type, digest
 
     def head_manifest(self, repo: str, reference: str) -> str | None:
         """The digest of a manifest, or None if the registry does not have it."""
-        resp = self.request("HEAD", f"/v2/{repo}/manifests/{reference}",
-                            headers={"Accept": ", ".join(MANIFEST_TYPES)}, ok=(200, 404))
+        resp = self.request(
+            "HEAD",
+            f"/v2/{repo}/manifests/{reference}",
+            headers={"Accept": ", ".join(MANIFEST_TYPES)},
+            ok=(200, 404),
+        )
         resp.close()
         if resp.status_code == 404:
             return None
         return resp.headers.get("Docker-Content-Digest")
 
     def put_manifest(self, repo: str, reference: str, content: bytes, media_type: str) -> str:
-        resp = self.request("PUT", f"/v2/{repo}/manifests/{reference}", content=content,
-                            headers={"Content-Type": media_type}, ok=(200, 201, 202),
-                            what=f"manifest {repo}:{reference}")
+        resp = self.request(
+            "PUT",
+            f"/v2/{repo}/manifests/{reference}",
+            content=content,
+            headers={"Content-Type": media_type},
+            ok=(200, 201, 202),
+            what=f"manifest {repo}:{reference}",
+        )
         resp.read()
         digest = "sha256:" + hashlib.sha256(content).hexdigest()
         got = resp.headers.get("Docker-Content-Digest")
         if got and got != digest:
-            raise RegistryError(f"registry stored manifest as {got}, expected {digest}", ref=self.ref)
+            raise RegistryError(
+                f"registry stored manifest as {got}, expected {digest}", ref=self.ref
+            )
         return digest
 
     def _check_digest(self, content: bytes, reference: str, header: str | None, what: str) -> str:
@@ -235,15 +279,17 @@ class RegistryClient:
             if h.hexdigest() != hexd:
                 raise RegistryError(f"{what}: content does not match its digest", ref=self.ref)
             if header and header != reference:
-                raise RegistryError(f"{what}: Docker-Content-Digest {header} does not match",
-                                    ref=self.ref)
+                raise RegistryError(
+                    f"{what}: Docker-Content-Digest {header} does not match", ref=self.ref
+                )
             return reference
         if header:
             h, hexd = _hasher(header, self.ref)
             h.update(content)
             if h.hexdigest() != hexd:
-                raise RegistryError(f"{what}: content does not match Docker-Content-Digest {header}",
-                                    ref=self.ref)
+                raise RegistryError(
+                    f"{what}: content does not match Docker-Content-Digest {header}", ref=self.ref
+                )
             return header
         return "sha256:" + hashlib.sha256(content).hexdigest()
 
@@ -266,8 +312,13 @@ class RegistryClient:
 
     # -- blobs: download
 
-    def blob_chunks(self, repo: str, digest: str, size: int | None = None,
-                    progress: Callable[[int], None] | None = None) -> Iterator[bytes]:
+    def blob_chunks(
+        self,
+        repo: str,
+        digest: str,
+        size: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> Iterator[bytes]:
         """The blob's bytes as they arrive. A dropped connection resumes with a Range
         request; the size and digest are checked at the end, and a mismatch raises before
         the iterator finishes, so a consumer that reads to the end never keeps bad bytes."""
@@ -276,8 +327,9 @@ class RegistryClient:
         path = f"/v2/{repo}/blobs/{digest}"
         while True:
             headers = {"Range": f"bytes={offset}-"} if offset else None
-            resp = self.request("GET", path, headers=headers, ok=(200, 206), stream=True,
-                                what=f"blob {digest}")
+            resp = self.request(
+                "GET", path, headers=headers, ok=(200, 206), stream=True, what=f"blob {digest}"
+            )
             skip = offset if (offset and resp.status_code == 200) else 0  # Range ignored
             try:
                 for chunk in resp.iter_raw():
@@ -289,7 +341,9 @@ class RegistryClient:
                     h.update(chunk)
                     offset += len(chunk)
                     if size is not None and offset > size:
-                        raise RegistryError(f"blob {digest}: more than its {size} bytes", ref=self.ref)
+                        raise RegistryError(
+                            f"blob {digest}: more than its {size} bytes", ref=self.ref
+                        )
                     if progress:
                         progress(len(chunk))
                     yield chunk
@@ -297,16 +351,19 @@ class RegistryClient:
             except _RETRY_EXC as e:
                 drops += 1
                 if drops > self.options.retries:
-                    raise RegistryError(f"blob {digest}: download failed at byte {offset}: {e}",
-                                        ref=self.ref) from e
+                    raise RegistryError(
+                        f"blob {digest}: download failed at byte {offset}: {e}", ref=self.ref
+                    ) from e
                 self._backoff(drops - 1, f"blob {digest} dropped at byte {offset}: {e}")
             finally:
                 resp.close()
         if size is not None and offset != size:
             raise RegistryError(f"blob {digest}: got {offset} bytes, expected {size}", ref=self.ref)
         if h.hexdigest() != hexd:
-            raise RegistryError(f"blob {digest}: content does not match its digest "
-                                f"(got sha256:{h.hexdigest()})", ref=self.ref)
+            raise RegistryError(
+                f"blob {digest}: content does not match its digest (got sha256:{h.hexdigest()})",
+                ref=self.ref,
+            )
 
     def get_blob(self, repo: str, digest: str, size: int | None = None) -> bytes:
         return b"".join(self.blob_chunks(repo, digest, size))
@@ -321,13 +378,19 @@ class RegistryClient:
             return None
         return int(resp.headers.get("Content-Length") or 0)
 
-    def start_upload(self, repo: str, digest: str | None = None,
-                     mount_from: str | None = None) -> str | None:
+    def start_upload(
+        self, repo: str, digest: str | None = None, mount_from: str | None = None
+    ) -> str | None:
         """Open an upload session and return its location; with `mount_from`, first ask the
         registry to mount the blob from that repository: None means it was mounted."""
         params = {"mount": digest, "from": mount_from} if (digest and mount_from) else None
-        resp = self.request("POST", f"/v2/{repo}/blobs/uploads/", params=params, ok=(201, 202),
-                            what=f"upload to {repo}")
+        resp = self.request(
+            "POST",
+            f"/v2/{repo}/blobs/uploads/",
+            params=params,
+            ok=(201, 202),
+            what=f"upload to {repo}",
+        )
         resp.read()
         if resp.status_code == 201 and mount_from:
             return None
@@ -336,9 +399,16 @@ class RegistryClient:
             raise RegistryError(f"upload to {repo}: no Location in the answer", ref=self.ref)
         return urllib.parse.urljoin(self.base_url + "/", location)
 
-    def upload_blob(self, repo: str, digest: str, size: int, opener: Callable[[], BinaryIO],
-                    location: str | None = None, chunk_size: int | None = None,
-                    progress: Callable[[int], None] | None = None) -> None:
+    def upload_blob(
+        self,
+        repo: str,
+        digest: str,
+        size: int,
+        opener: Callable[[], BinaryIO],
+        location: str | None = None,
+        chunk_size: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
         """Upload a blob from a seekable file `opener()` gives: monolithic (one PUT) or, with
         `chunk_size`, PATCH by chunks then PUT. A failed attempt starts a fresh session."""
         for attempt in range(self.options.retries + 1):
@@ -351,14 +421,20 @@ class RegistryClient:
                     headers = {"Content-Length": "0"}
                 else:
                     body = lambda: _file_chunks(opener, 0, size, progress)  # noqa: E731
-                    headers = {"Content-Type": "application/octet-stream",
-                               "Content-Length": str(size)}
+                    headers = {
+                        "Content-Type": "application/octet-stream",
+                        "Content-Length": str(size),
+                    }
                 resp = self._send_once("PUT", _with_query(loc, digest=digest), headers, body)
             except (RegistryError, *_RETRY_EXC, httpx.ConnectError) as e:
-                if attempt >= self.options.retries or (isinstance(e, RegistryError)
-                                                       and e.status not in RETRY_STATUS):
-                    raise e if isinstance(e, RegistryError) else RegistryError(
-                        f"upload of {digest}: {e}", ref=self.ref) from e
+                if attempt >= self.options.retries or (
+                    isinstance(e, RegistryError) and e.status not in RETRY_STATUS
+                ):
+                    raise (
+                        e
+                        if isinstance(e, RegistryError)
+                        else RegistryError(f"upload of {digest}: {e}", ref=self.ref)
+                    ) from e
                 self._backoff(attempt, f"upload of {digest}: {e}")
                 continue
             if resp.status_code in (201, 204):
@@ -372,8 +448,9 @@ class RegistryClient:
             self.fail(resp, f"upload of {digest}")
 
     def _send_once(self, method: str, url: str, headers: dict, body) -> httpx.Response:
-        req = self._http.build_request(method, url, headers=headers,
-                                       content=body() if callable(body) else body)
+        req = self._http.build_request(
+            method, url, headers=headers, content=body() if callable(body) else body
+        )
         resp = self._http.send(req)
         resp.read()
         return resp
@@ -382,14 +459,24 @@ class RegistryClient:
         start = 0
         while start < size:
             end = min(size, start + chunk_size)
-            headers = {"Content-Type": "application/octet-stream",
-                       "Content-Range": f"{start}-{end - 1}", "Content-Length": str(end - start)}
-            resp = self._send_once("PATCH", loc, headers,
-                                   lambda s=start, e=end: _file_chunks(opener, s, e - s, progress))
+            headers = {
+                "Content-Type": "application/octet-stream",
+                "Content-Range": f"{start}-{end - 1}",
+                "Content-Length": str(end - start),
+            }
+            resp = self._send_once(
+                "PATCH",
+                loc,
+                headers,
+                lambda s=start, e=end: _file_chunks(opener, s, e - s, progress),
+            )
             if resp.status_code != 202:
                 if resp.status_code in RETRY_STATUS:
-                    raise RegistryError(f"chunk {start}-{end - 1}: HTTP {resp.status_code}",
-                                        ref=self.ref, status=resp.status_code)
+                    raise RegistryError(
+                        f"chunk {start}-{end - 1}: HTTP {resp.status_code}",
+                        ref=self.ref,
+                        status=resp.status_code,
+                    )
                 self.fail(resp, f"chunk {start}-{end - 1}")
             loc = urllib.parse.urljoin(self.base_url + "/", resp.headers.get("Location", loc))
             start = end
@@ -402,8 +489,13 @@ def _with_query(url: str, **params: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
 
-def _file_chunks(opener: Callable[[], BinaryIO], start: int, length: int,
-                 progress: Callable[[int], None] | None, block: int = 1 << 20) -> Iterator[bytes]:
+def _file_chunks(
+    opener: Callable[[], BinaryIO],
+    start: int,
+    length: int,
+    progress: Callable[[int], None] | None,
+    block: int = 1 << 20,
+) -> Iterator[bytes]:
     with opener() as f:
         f.seek(start)
         left = length

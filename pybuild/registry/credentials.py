@@ -117,7 +117,9 @@ def _decode_auth(entry: dict, path: pathlib.Path, host: str) -> Credentials | No
         return Credentials(entry.get("username", ""), "", entry["identitytoken"])
     if entry.get("auth"):
         try:
-            user, sep, password = base64.b64decode(entry["auth"], validate=True).decode().partition(":")
+            user, sep, password = (
+                base64.b64decode(entry["auth"], validate=True).decode().partition(":")
+            )
         except (binascii.Error, UnicodeDecodeError) as e:
             raise RegistryError(f"{path}: auths[{host}]: invalid base64 `auth`") from e
         if not sep:
@@ -135,7 +137,7 @@ def run_helper(helper: str, action: str, payload: str) -> str:
         raise RegistryError(f"credential helper docker-credential-{helper} not found in PATH")
     r = subprocess.run([exe, action], input=payload, capture_output=True, text=True, timeout=60)
     if r.returncode != 0:
-        out = (r.stdout.strip() or r.stderr.strip())
+        out = r.stdout.strip() or r.stderr.strip()
         if action == "get" and "credentials not found" in out.lower():
             return ""
         raise RegistryError(f"docker-credential-{helper} {action}: {out or 'failed'}")
@@ -172,8 +174,11 @@ def store(registry: str, creds: Credentials) -> pathlib.Path | str:
     key = config_key(host)
     helper = _helper_for(config, host)
     if helper:
-        run_helper(helper, "store", json.dumps(
-            {"ServerURL": key, "Username": creds.username, "Secret": creds.password}))
+        run_helper(
+            helper,
+            "store",
+            json.dumps({"ServerURL": key, "Username": creds.username, "Secret": creds.password}),
+        )
         return f"docker-credential-{helper}"
     auths = config.setdefault("auths", {})
     for k in [k for k in auths if normalize_host(k) == normalize_host(key)]:

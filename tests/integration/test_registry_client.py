@@ -30,14 +30,31 @@ def push_blob(client: RegistryClient, repo: str, data: bytes, **kw) -> str:
 
 
 def push_image(client: RegistryClient, repo: str, tag: str, layer: bytes) -> tuple[str, bytes]:
-    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+    ).encode()
     cd, ld = push_blob(client, repo, config), push_blob(client, repo, layer)
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": ld, "size": len(layer)}],
-    }).encode()
-    return client.put_manifest(repo, tag, manifest, "application/vnd.oci.image.manifest.v1+json"), manifest
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": cd,
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": ld,
+                    "size": len(layer),
+                }
+            ],
+        }
+    ).encode()
+    return client.put_manifest(
+        repo, tag, manifest, "application/vnd.oci.image.manifest.v1+json"
+    ), manifest
 
 
 def test_plain_roundtrip(registry, docker_config):
@@ -92,7 +109,10 @@ def test_basic_auth(registry_basic, docker_config):
         c.catalog()
     assert e.value.status == 401 and "pyrun login" in str(e.value)
     bad = Credentials(registry_basic.user, "wrong")
-    with RegistryClient(registry_basic.host, FAST, credentials=bad) as c, pytest.raises(RegistryError) as e:
+    with (
+        RegistryClient(registry_basic.host, FAST, credentials=bad) as c,
+        pytest.raises(RegistryError) as e,
+    ):
         c.catalog()
     assert e.value.status == 401
     good = Credentials(registry_basic.user, registry_basic.password)
@@ -130,7 +150,11 @@ def test_token_auth_caches_tokens_per_scope(registry_token, docker_config):
         assert c.auth.token_fetches == fetches
         assert "team/tok" in c.catalog()
     scopes = {s for r in ts.requests for s in r["scopes"]}
-    assert {"repository:team/tok:pull,push", "repository:team/tok:pull", "registry:catalog:*"} <= scopes
+    assert {
+        "repository:team/tok:pull,push",
+        "repository:team/tok:pull",
+        "registry:catalog:*",
+    } <= scopes
 
 
 def test_token_auth_failures_are_clear(registry_token, docker_config):
@@ -138,12 +162,18 @@ def test_token_auth_failures_are_clear(registry_token, docker_config):
         c.get_manifest("team/tok", "1")  # anonymous: token without access
     assert e.value.status == 401
     bad = Credentials(registry_token.user, "wrong")
-    with RegistryClient(registry_token.host, FAST, credentials=bad) as c, pytest.raises(RegistryError) as e:
+    with (
+        RegistryClient(registry_token.host, FAST, credentials=bad) as c,
+        pytest.raises(RegistryError) as e,
+    ):
         c.get_manifest("team/tok", "1")
     assert e.value.status == 401 and "authentication failed" in str(e.value)
     registry_token.token_server.bad_tokens = True
     good = Credentials(registry_token.user, registry_token.password)
-    with RegistryClient(registry_token.host, FAST, credentials=good) as c, pytest.raises(RegistryError) as e:
+    with (
+        RegistryClient(registry_token.host, FAST, credentials=good) as c,
+        pytest.raises(RegistryError) as e,
+    ):
         c.get_manifest("team/tok", "1")
     assert e.value.status == 401 and "unauthorized" in str(e.value)
 

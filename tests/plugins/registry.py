@@ -64,12 +64,53 @@ def make_tls(dir: pathlib.Path) -> TLSFiles:
     key, csr, cert = dir / "server.key", dir / "server.csr", dir / "server.crt"
     ext = dir / "san.ext"
     ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n")
-    _run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key),
-         "-out", str(ca_cert), "-days", "2", "-subj", "/CN=pybuild test CA")
-    _run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-         str(csr), "-subj", "/CN=127.0.0.1")
-    _run("openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca_cert), "-CAkey", str(ca_key),
-         "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext))
+    _run(
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        str(ca_key),
+        "-out",
+        str(ca_cert),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=pybuild test CA",
+    )
+    _run(
+        "openssl",
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        str(key),
+        "-out",
+        str(csr),
+        "-subj",
+        "/CN=127.0.0.1",
+    )
+    _run(
+        "openssl",
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(ca_cert),
+        "-CAkey",
+        str(ca_key),
+        "-CAcreateserial",
+        "-out",
+        str(cert),
+        "-days",
+        "2",
+        "-extfile",
+        str(ext),
+    )
     return TLSFiles(ca_cert, cert, key)
 
 
@@ -102,8 +143,22 @@ class TokenServer:
         dir.mkdir(parents=True, exist_ok=True)
         self.key = dir / "token.key"
         self.cert = dir / "token.crt"
-        _run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-             str(self.key), "-out", str(self.cert), "-days", "2", "-subj", "/CN=token signer")
+        _run(
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(self.key),
+            "-out",
+            str(self.cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=token signer",
+        )
         der = _run("openssl", "pkey", "-in", str(self.key), "-pubout", "-outform", "DER")
         self.kid = libtrust_key_id(der)
         self.users = users
@@ -129,9 +184,15 @@ class TokenServer:
 
     def sign(self, claims: dict) -> str:
         header = {"typ": "JWT", "alg": "RS256", "kid": self.kid}
-        signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
-        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(self.key)],
-                             input=signing_input.encode(), capture_output=True, check=True).stdout
+        signing_input = (
+            f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
+        )
+        sig = subprocess.run(
+            ["openssl", "dgst", "-sha256", "-sign", str(self.key)],
+            input=signing_input.encode(),
+            capture_output=True,
+            check=True,
+        ).stdout
         if self.bad_tokens:
             sig = bytes([sig[0] ^ 0xFF]) + sig[1:]
         return f"{signing_input}.{_b64url(sig)}"
@@ -161,10 +222,26 @@ class TokenServer:
                 sc["actions"] = [a for a in sc["actions"] if a == "pull" and self.anonymous_pull]
             access.append(sc)
         now = int(time.time())
-        token = self.sign({"iss": ISSUER, "sub": user or "", "aud": SERVICE, "exp": now + self.expires_in,
-                           "nbf": now - 10, "iat": now, "jti": os.urandom(8).hex(), "access": access})
-        body = json.dumps({"token": token, "access_token": token, "expires_in": self.expires_in,
-                           "issued_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))}).encode()
+        token = self.sign(
+            {
+                "iss": ISSUER,
+                "sub": user or "",
+                "aud": SERVICE,
+                "exp": now + self.expires_in,
+                "nbf": now - 10,
+                "iat": now,
+                "jti": os.urandom(8).hex(),
+                "access": access,
+            }
+        )
+        body = json.dumps(
+            {
+                "token": token,
+                "access_token": token,
+                "expires_in": self.expires_in,
+                "issued_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+            }
+        ).encode()
         h.send_response(200)
         h.send_header("Content-Type", "application/json")
         h.send_header("Content-Length", str(len(body)))
@@ -182,9 +259,9 @@ class TokenServer:
 
 @dataclasses.dataclass
 class RegistryServer:
-    mode: str                      # "plain", "basic", "tls", "token"
+    mode: str  # "plain", "basic", "tls", "token"
     port: int
-    root: pathlib.Path             # where its blobs live
+    root: pathlib.Path  # where its blobs live
     proc: subprocess.Popen
     log: pathlib.Path
     user: str | None = None
@@ -212,8 +289,14 @@ class RegistryServer:
             self.token_server.stop()
 
 
-def registry_config(mode: str, port: int, dir: pathlib.Path, tls: TLSFiles | None,
-                    htpasswd: pathlib.Path | None, token: TokenServer | None) -> str:
+def registry_config(
+    mode: str,
+    port: int,
+    dir: pathlib.Path,
+    tls: TLSFiles | None,
+    htpasswd: pathlib.Path | None,
+    token: TokenServer | None,
+) -> str:
     lines = [
         "version: 0.1",
         "log:",
@@ -237,8 +320,14 @@ def registry_config(mode: str, port: int, dir: pathlib.Path, tls: TLSFiles | Non
     if htpasswd:
         lines += ["auth:", "  htpasswd:", "    realm: basic-realm", f"    path: {htpasswd}"]
     if token:
-        lines += ["auth:", "  token:", f"    realm: {token.realm}", f"    service: {SERVICE}",
-                  f"    issuer: {ISSUER}", f"    rootcertbundle: {token.cert}"]
+        lines += [
+            "auth:",
+            "  token:",
+            f"    realm: {token.realm}",
+            f"    service: {SERVICE}",
+            f"    issuer: {ISSUER}",
+            f"    rootcertbundle: {token.cert}",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -259,10 +348,21 @@ def start_registry(dir: pathlib.Path, mode: str = "plain") -> RegistryServer:
         config.write_text(registry_config(mode, port, dir, tls, htpasswd, token))
         log = dir / "registry.log"
         with open(log, "wb") as out:
-            proc = subprocess.Popen([REGISTRY_BIN, "serve", str(config)], stdout=out,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        server = RegistryServer(mode, port, dir / "data", proc, log,
-                                ca_cert=tls.ca_cert if tls else None, token_server=token)
+            proc = subprocess.Popen(
+                [REGISTRY_BIN, "serve", str(config)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        server = RegistryServer(
+            mode,
+            port,
+            dir / "data",
+            proc,
+            log,
+            ca_cert=tls.ca_cert if tls else None,
+            token_server=token,
+        )
         if mode in ("basic", "token"):
             server.user, server.password = USER, PASSWORD
         if _wait_listening(server):
@@ -317,8 +417,15 @@ class Fault:
         return re.search(self.path, path) is not None
 
 
-_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "upgrade",
-        "trailer"}
+_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "proxy-connection",
+    "te",
+    "upgrade",
+    "trailer",
+}
 
 
 class FaultProxy:
@@ -389,7 +496,9 @@ class FaultProxy:
         body = self._read_body(h)
         fault = self._pick(method, path)
         if fault and fault.kind == "status":
-            msg = json.dumps({"errors": [{"code": "UNKNOWN", "message": "injected fault"}]}).encode()
+            msg = json.dumps(
+                {"errors": [{"code": "UNKNOWN", "message": "injected fault"}]}
+            ).encode()
             h.send_response(fault.status)
             h.send_header("Content-Type", "application/json")
             h.send_header("Content-Length", str(len(msg)))
@@ -411,7 +520,9 @@ class FaultProxy:
             conn.close()
         self.log.append((method, path, resp.status))
         if fault and fault.kind == "corrupt" and len(data) > fault.offset:
-            data = data[: fault.offset] + bytes([data[fault.offset] ^ 0x01]) + data[fault.offset + 1 :]
+            data = (
+                data[: fault.offset] + bytes([data[fault.offset] ^ 0x01]) + data[fault.offset + 1 :]
+            )
         h.send_response(resp.status)
         for k, v in resp.getheaders():
             if k.lower() not in _HOP and k.lower() != "content-length":

@@ -12,7 +12,12 @@ import pytest
 from pybuild.errors import DockerfileError
 from pybuild.grammar import dump, parse
 
-CORPUS = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "buildkit-parser"
+CORPUS = (
+    pathlib.Path(__file__).resolve().parents[2].parent
+    / "shared"
+    / "conformance"
+    / "buildkit-parser"
+)
 POSITIVE = sorted(p.name for p in (CORPUS / "positive").iterdir()) if CORPUS.is_dir() else []
 NEGATIVE = sorted(p.name for p in (CORPUS / "negative").iterdir()) if CORPUS.is_dir() else []
 
@@ -47,8 +52,9 @@ def test_testfile_line_spans(buildkit_corpus):
 
 
 def _cli(*args, stdin=None):
-    return subprocess.run([sys.executable, "-m", "pybuild.cli.build", *args], input=stdin,
-                          capture_output=True)
+    return subprocess.run(
+        [sys.executable, "-m", "pybuild.cli.build", *args], input=stdin, capture_output=True
+    )
 
 
 def test_cli_dump_matches_result(buildkit_corpus):

@@ -28,11 +28,18 @@ def test_dash_strips_leading_tabs_of_body_and_terminator():
     assert instr.end_line == 5
 
 
-@pytest.mark.parametrize("marker, name, expand", [
-    ("<<EOF", "EOF", True), ('<<"EOF"', "EOF", False), ("<<'EOF'", "EOF", False),
-    ('<<EO"F"', "EOF", False), ("<< EOF", "EOF", True), ("<<eo'f'", "eof", False),
-    ("<<'one two'", "one two", False),
-])
+@pytest.mark.parametrize(
+    "marker, name, expand",
+    [
+        ("<<EOF", "EOF", True),
+        ('<<"EOF"', "EOF", False),
+        ("<<'EOF'", "EOF", False),
+        ('<<EO"F"', "EOF", False),
+        ("<< EOF", "EOF", True),
+        ("<<eo'f'", "eof", False),
+        ("<<'one two'", "one two", False),
+    ],
+)
 def test_marker_names_and_quoting(marker, name, expand):
     instr = only(f"FROM a\nRUN cat {marker}\nbody\n{name}\n")
     assert [(d.name, d.expand, d.body) for d in instr.heredocs] == [(name, expand, "body\n")]
@@ -42,7 +49,9 @@ def test_several_heredocs_on_one_copy_line():
     tree = parse("FROM a\nCOPY <<A <<'B' /dest/\nfirst\nA\nsecond $x\nB\nUSER me\n")
     copy = tree.instructions[1]
     assert [(d.name, d.body, d.expand) for d in copy.heredocs] == [
-        ("A", "first\n", True), ("B", "second $x\n", False)]
+        ("A", "first\n", True),
+        ("B", "second $x\n", False),
+    ]
     assert dump(tree).splitlines()[1:] == ['(copy "<<A" "<<\'B\'" "/dest/")', '(user "me")']
     assert (copy.end_line, tree.instructions[2].start_line) == (6, 7)
 
@@ -57,8 +66,10 @@ def test_file_descriptor_and_onbuild():
 
 def test_no_heredoc_outside_run_copy_add_or_in_json_or_quotes():
     tree = parse('FROM a\nUSER <<X\nX\nRUN ["sh", "<<EOF"]\nEOF\nRUN echo "<<EOF"\nEOF\n')
-    assert dump(tree) == ('(from "a")\n(user "<<X")\n(x "")\n(run "sh" "<<EOF")\n(eof "")\n'
-                          '(run "echo \\"<<EOF\\"")\n(eof "")\n')
+    assert dump(tree) == (
+        '(from "a")\n(user "<<X")\n(x "")\n(run "sh" "<<EOF")\n(eof "")\n'
+        '(run "echo \\"<<EOF\\"")\n(eof "")\n'
+    )
     assert all(not i.heredocs for i in tree.instructions)
 
 

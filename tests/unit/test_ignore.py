@@ -213,6 +213,13 @@ def test_bad_pattern_names_file_and_line():
         IgnoreRules.from_text("a\n!  \n")
 
 
+def test_overlong_line_is_refused_like_docker():
+    # [derived] ignorefile.ReadAll uses a bufio.Scanner: a 64 KiB line is "token too long"
+    assert IgnoreRules.from_text("a" * (64 * 1024 - 1)).patterns
+    with pytest.raises(DockerfileError, match=":2: line too long"):
+        IgnoreRules.from_text("ok\n" + "a" * (64 * 1024))
+
+
 # (ignore file, directory, can the walker skip it?) -- [derived] from fsutil's shortcut
 SKIP = [
     ("node_modules", "node_modules", True),

@@ -18,7 +18,10 @@ D3 = "sha256:" + "c" * 64
 def _manifest(fmt="oci"):
     return m.Manifest(
         config=m.Descriptor(m.MT_OCI_CONFIG, D1, 100),
-        layers=(m.Descriptor(m.MT_OCI_LAYER_GZIP, D2, 2000), m.Descriptor(m.MT_OCI_LAYER_ZSTD, D3, 10)),
+        layers=(
+            m.Descriptor(m.MT_OCI_LAYER_GZIP, D2, 2000),
+            m.Descriptor(m.MT_OCI_LAYER_ZSTD, D3, 10),
+        ),
     ).converted(fmt)
 
 
@@ -34,7 +37,10 @@ def test_convert_to_docker_and_back():
     dm = _manifest("docker")
     assert dm.media_type == m.MT_DOCKER_MANIFEST
     assert dm.config.media_type == m.MT_DOCKER_CONFIG
-    assert [layer.media_type for layer in dm.layers] == [m.MT_DOCKER_LAYER_GZIP, m.MT_DOCKER_LAYER_ZSTD]
+    assert [layer.media_type for layer in dm.layers] == [
+        m.MT_DOCKER_LAYER_GZIP,
+        m.MT_DOCKER_LAYER_ZSTD,
+    ]
     assert dm.converted("oci") == _manifest()
     assert m.parse_manifest(dm.to_bytes()) == dm
     with pytest.raises(ImageError):
@@ -56,12 +62,58 @@ def test_media_type_guessed_when_absent():
         (b"[]", "expected a JSON object"),
         (b'{"schemaVersion": 1, "name": "x"}', "schema 1"),
         (b'{"schemaVersion": 3}', "schemaVersion"),
-        (b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "layers": []}', "missing field 'config'"),
-        (b'{"schemaVersion": 2, "mediaType": "application/x-nope"}', "unsupported manifest media type"),
-        (json.dumps({"schemaVersion": 2, "mediaType": m.MT_OCI_MANIFEST, "config": {"mediaType": m.MT_OCI_CONFIG, "digest": "sha256:xyz", "size": 1}, "layers": []}).encode(), "invalid digest"),
-        (json.dumps({"schemaVersion": 2, "mediaType": m.MT_OCI_MANIFEST, "config": {"mediaType": m.MT_OCI_CONFIG, "digest": D1, "size": -1}, "layers": []}).encode(), "negative size"),
-        (json.dumps({"schemaVersion": 2, "mediaType": m.MT_OCI_MANIFEST, "config": {"mediaType": m.MT_OCI_CONFIG, "digest": D1, "size": "1"}, "layers": []}).encode(), "wrong type"),
-        (json.dumps({"schemaVersion": 2, "mediaType": m.MT_OCI_MANIFEST, "config": {"mediaType": m.MT_OCI_CONFIG, "digest": D1}, "layers": []}).encode(), "missing field 'size'"),
+        (
+            b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "layers": []}',
+            "missing field 'config'",
+        ),
+        (
+            b'{"schemaVersion": 2, "mediaType": "application/x-nope"}',
+            "unsupported manifest media type",
+        ),
+        (
+            json.dumps(
+                {
+                    "schemaVersion": 2,
+                    "mediaType": m.MT_OCI_MANIFEST,
+                    "config": {"mediaType": m.MT_OCI_CONFIG, "digest": "sha256:xyz", "size": 1},
+                    "layers": [],
+                }
+            ).encode(),
+            "invalid digest",
+        ),
+        (
+            json.dumps(
+                {
+                    "schemaVersion": 2,
+                    "mediaType": m.MT_OCI_MANIFEST,
+                    "config": {"mediaType": m.MT_OCI_CONFIG, "digest": D1, "size": -1},
+                    "layers": [],
+                }
+            ).encode(),
+            "negative size",
+        ),
+        (
+            json.dumps(
+                {
+                    "schemaVersion": 2,
+                    "mediaType": m.MT_OCI_MANIFEST,
+                    "config": {"mediaType": m.MT_OCI_CONFIG, "digest": D1, "size": "1"},
+                    "layers": [],
+                }
+            ).encode(),
+            "wrong type",
+        ),
+        (
+            json.dumps(
+                {
+                    "schemaVersion": 2,
+                    "mediaType": m.MT_OCI_MANIFEST,
+                    "config": {"mediaType": m.MT_OCI_CONFIG, "digest": D1},
+                    "layers": [],
+                }
+            ).encode(),
+            "missing field 'size'",
+        ),
     ],
 )
 def test_manifest_errors(data, message):
@@ -71,9 +123,16 @@ def test_manifest_errors(data, message):
 
 def _index():
     def d(arch, variant=None):
-        return m.Descriptor(m.MT_OCI_MANIFEST, m.sha256_digest(f"{arch}{variant}".encode()), 1,
-                            platform=m.Platform(arch, "linux", variant))
-    return m.Index(manifests=(d("amd64"), d("arm", "v6"), d("arm", "v7"), d("arm64", "v8"), d("s390x")))
+        return m.Descriptor(
+            m.MT_OCI_MANIFEST,
+            m.sha256_digest(f"{arch}{variant}".encode()),
+            1,
+            platform=m.Platform(arch, "linux", variant),
+        )
+
+    return m.Index(
+        manifests=(d("amd64"), d("arm", "v6"), d("arm", "v7"), d("arm64", "v8"), d("s390x"))
+    )
 
 
 def test_index_platform_selection():
@@ -91,26 +150,49 @@ def test_index_platform_selection():
 
 
 def test_docker_manifest_list_parses():
-    data = json.dumps({"schemaVersion": 2, "mediaType": m.MT_DOCKER_LIST, "manifests": [
-        {"mediaType": m.MT_DOCKER_MANIFEST, "digest": D1, "size": 5,
-         "platform": {"architecture": "amd64", "os": "linux"}}]}).encode()
+    data = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": m.MT_DOCKER_LIST,
+            "manifests": [
+                {
+                    "mediaType": m.MT_DOCKER_MANIFEST,
+                    "digest": D1,
+                    "size": 5,
+                    "platform": {"architecture": "amd64", "os": "linux"},
+                }
+            ],
+        }
+    ).encode()
     idx = m.parse_manifest(data)
     assert isinstance(idx, m.Index) and idx.select(m.Platform("amd64", "linux")).digest == D1
 
 
 def _config():
     return c.ImageConfig(
-        architecture="amd64", os="linux", created="2024-01-02T03:04:05Z", author="me",
+        architecture="amd64",
+        os="linux",
+        created="2024-01-02T03:04:05Z",
+        author="me",
         config=c.ContainerConfig(
-            user="nobody", exposed_ports=("53/udp", "80/tcp"), env=("PATH=/bin", "A=b=c"),
-            entrypoint=("/bin/sh", "-c"), cmd=(), volumes=("/data",), working_dir="/srv",
-            labels={"a": "1"}, stop_signal="SIGTERM",
+            user="nobody",
+            exposed_ports=("53/udp", "80/tcp"),
+            env=("PATH=/bin", "A=b=c"),
+            entrypoint=("/bin/sh", "-c"),
+            cmd=(),
+            volumes=("/data",),
+            working_dir="/srv",
+            labels={"a": "1"},
+            stop_signal="SIGTERM",
             healthcheck=c.Healthcheck(test=("CMD", "true"), interval=30_000_000_000, retries=3),
-            on_build=("RUN echo hi",), shell=("/bin/sh", "-c"),
+            on_build=("RUN echo hi",),
+            shell=("/bin/sh", "-c"),
         ),
         diff_ids=(D2,),
-        history=(c.HistoryEntry(created="2024-01-02T03:04:05Z", created_by="ADD x /"),
-                 c.HistoryEntry(created_by="CMD []", empty_layer=True, comment="c")),
+        history=(
+            c.HistoryEntry(created="2024-01-02T03:04:05Z", created_by="ADD x /"),
+            c.HistoryEntry(created_by="CMD []", empty_layer=True, comment="c"),
+        ),
         extra={"docker_version": "20.10"},
     )
 
@@ -129,9 +211,22 @@ def test_config_round_trip():
 
 
 def test_config_cmd_unset_vs_empty():
-    unset = c.parse_config(json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}).encode())
+    unset = c.parse_config(
+        json.dumps(
+            {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+        ).encode()
+    )
     assert unset.config.cmd is None
-    legacy = c.parse_config(json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": "sh"}, "rootfs": {"type": "layers"}}).encode())
+    legacy = c.parse_config(
+        json.dumps(
+            {
+                "architecture": "amd64",
+                "os": "linux",
+                "config": {"Cmd": "sh"},
+                "rootfs": {"type": "layers"},
+            }
+        ).encode()
+    )
     assert legacy.config.cmd == ("sh",)
 
 
@@ -140,10 +235,36 @@ def test_config_cmd_unset_vs_empty():
     [
         ({"architecture": "amd64", "os": "linux"}, "missing field 'rootfs'"),
         ({"architecture": "amd64", "os": "linux", "rootfs": {"type": "x"}}, "rootfs type"),
-        ({"os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}, "missing field 'architecture'"),
-        ({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": ["nope"]}}, "invalid digest"),
-        ({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}, "config": {"Env": [1]}}, "Env must be"),
-        ({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}, "history": [3]}, "history entry"),
+        (
+            {"os": "linux", "rootfs": {"type": "layers", "diff_ids": []}},
+            "missing field 'architecture'",
+        ),
+        (
+            {
+                "architecture": "amd64",
+                "os": "linux",
+                "rootfs": {"type": "layers", "diff_ids": ["nope"]},
+            },
+            "invalid digest",
+        ),
+        (
+            {
+                "architecture": "amd64",
+                "os": "linux",
+                "rootfs": {"type": "layers", "diff_ids": []},
+                "config": {"Env": [1]},
+            },
+            "Env must be",
+        ),
+        (
+            {
+                "architecture": "amd64",
+                "os": "linux",
+                "rootfs": {"type": "layers", "diff_ids": []},
+                "history": [3],
+            },
+            "history entry",
+        ),
     ],
 )
 def test_config_errors(obj, message):
