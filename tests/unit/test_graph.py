@@ -230,3 +230,83 @@ def test_onbuild_trigger_text_is_the_expression():
     (trigger,) = graph.stages[1].triggers
     assert (trigger.keyword, trigger.original, trigger.line) == ("RUN", "RUN echo hi", 2)
     assert "Dockerfile:2  RUN echo hi  (ONBUILD trigger from parent)" in render_text(graph)
+
+
+def _random_dockerfile(draw_edges):
+    """Stages s0..sN-1; each may start FROM an earlier stage, COPY --from earlier stages and
+    mount any stage; returns (text, edges) where edges[i] is the set of stages i needs."""
+    lines, edges = [], []
+    for i, (base, copies, mounts) in enumerate(draw_edges):
+        need = set()
+        if base is not None and base < i:
+            lines.append(f"FROM s{base} AS s{i}")
+            need.add(base)
+        else:
+            lines.append(f"FROM busybox AS s{i}")
+        for c in copies:
+            if c < i:
+                lines.append(f"COPY --from=s{c} /a /a{c}")
+                need.add(c)
+        for m in mounts:
+            lines.append(f"RUN --mount=from=s{m},target=/m{m} true")
+            need.add(m)
+        edges.append(need)
+    return "\n".join(lines) + "\n", edges
+
+
+def _has_cycle(edges):
+    state = {}
+
+    def visit(i):
+        state[i] = 1
+        for j in edges[i]:
+            if state.get(j) == 1 or (j not in state and visit(j)):
+                return True
+        state[i] = 2
+        return False
+
+    return any(i not in state and visit(i) for i in range(len(edges)))
+
+
+def test_order_and_levels_respect_every_dependency():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    stage = st.tuples(
+        st.one_of(st.none(), st.integers(0, 7)),
+        st.lists(st.integers(0, 7), max_size=3),
+        st.lists(st.integers(0, 7), max_size=2),
+    )
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(stage, min_size=1, max_size=8), st.data())
+    def check(stages, data):
+        stages = [(b, c, [m for m in ms if m < len(stages)]) for b, c, ms in stages]
+        text, edges = _random_dockerfile(stages)
+        target = data.draw(st.integers(0, len(stages) - 1))
+        if _has_cycle(edges):
+            with pytest.raises(DockerfileError, match="circular dependency detected"):
+                graph_of(text, target=f"s{target}")
+            return
+        graph = graph_of(text, target=f"s{target}")
+        needed, todo = set(), [target]
+        while todo:
+            i = todo.pop()
+            if i not in needed:
+                needed.add(i)
+                todo.extend(edges[i])
+        assert set(graph.order) == needed and graph.order[-1] == target
+        position = {s: n for n, s in enumerate(graph.order)}
+        level_of = {s: n for n, level in enumerate(graph.levels) for s in level}
+        assert sorted(level_of) == sorted(needed)
+        for s in needed:
+            assert set(graph.stages[s].stage_dependencies) == edges[s]
+            for d in edges[s]:
+                assert position[d] < position[s]
+                assert level_of[d] < level_of[s]
+            if edges[s]:  # a stage sits right after its deepest dependency
+                assert level_of[s] == 1 + max(level_of[d] for d in edges[s])
+            else:
+                assert level_of[s] == 0
+
+    check()
