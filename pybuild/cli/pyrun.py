@@ -16,6 +16,10 @@ COMMANDS: dict[str, str] = {
     # image store (issue 3): pybuild.cli.images
     # runtime, foreground run (issue 4): pybuild.cli.run
     # registry (issue 6): pybuild.cli.registry
+    "login": "pybuild.cli.registry:login_command",
+    "logout": "pybuild.cli.registry:logout_command",
+    "search": "pybuild.cli.registry:search_command",
+    "manifest": "pybuild.cli.registry:manifest_group",
     # container lifecycle, networks, volumes (issue 7): pybuild.cli.containers, ...
 }
 
