@@ -1,0 +1,132 @@
+"""meta.db: the SQLite schema of the store, its migrations, and the garbage-collection roots.
+
+Every area that keeps rows in meta.db (cache index, containers, ...) appends its schema here:
+
+- MIGRATIONS: (version, sql) in order. Append the next version number; never edit a landed
+  entry (stores in the field already ran it). `PRAGMA user_version` holds the last applied
+  version; all pending migrations run in one BEGIN IMMEDIATE transaction at open.
+- GC_CHAIN_ID_ROOTS / GC_BLOB_ROOTS: SELECTs returning one column of snapshot chain ids /
+  blob digests that something outside the image tables still uses (a container's rootfs, a
+  cache entry). Store.gc() keeps those (and a chain id's ancestors) alive.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from pybuild.errors import StoreError
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (1, """
+CREATE TABLE images (
+    id TEXT PRIMARY KEY,                 -- config digest (Docker's image id)
+    config_media_type TEXT NOT NULL,
+    created REAL NOT NULL,               -- when it entered this store (unix seconds)
+    size INTEGER NOT NULL DEFAULT 0,     -- uncompressed size of its layers
+    parent TEXT                          -- image it was built on, if known
+);
+CREATE TABLE image_layers (              -- rootfs.diff_ids of the config, in order
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    diff_id TEXT NOT NULL,
+    chain_id TEXT NOT NULL,
+    PRIMARY KEY (image_id, position)
+);
+CREATE INDEX image_layers_chain ON image_layers(chain_id);
+CREATE TABLE image_manifests (           -- manifests written or pulled for an image
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    digest TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    PRIMARY KEY (image_id, digest)
+);
+CREATE TABLE repo_digests (              -- docker.io/library/busybox@sha256:... -> image
+    repository TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    PRIMARY KEY (repository, digest)
+);
+CREATE TABLE tags (                      -- full reference, e.g. docker.io/library/busybox:latest
+    reference TEXT PRIMARY KEY,
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    created REAL NOT NULL
+);
+CREATE INDEX tags_image ON tags(image_id);
+CREATE TABLE layers (                    -- blobs known to hold a diff id (gzip, zstd, plain)
+    diff_id TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    compression TEXT NOT NULL,           -- none | gzip | zstd
+    media_type TEXT,                     -- as it came (pull/load), else NULL
+    size INTEGER NOT NULL,               -- of the blob
+    uncompressed_size INTEGER NOT NULL,  -- of the plain tar
+    PRIMARY KEY (diff_id, digest)
+);
+CREATE INDEX layers_digest ON layers(digest);
+CREATE TABLE snapshots (
+    n INTEGER PRIMARY KEY AUTOINCREMENT, -- snapshots/<n>/fs
+    chain_id TEXT NOT NULL UNIQUE,
+    parent TEXT,                         -- parent chain id; NULL for a base layer
+    diff_id TEXT NOT NULL,
+    size INTEGER NOT NULL,               -- uncompressed tar size of the layer
+    created REAL NOT NULL
+);
+"""),
+]
+
+GC_CHAIN_ID_ROOTS: list[str] = []
+GC_BLOB_ROOTS: list[str] = []
+
+
+def schema_version() -> int:
+    return MIGRATIONS[-1][0]
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """Open meta.db in WAL mode with a busy timeout and bring its schema up to date."""
+    try:
+        db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA busy_timeout=60000")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=ON")
+        migrate(db)
+    except sqlite3.Error as e:
+        raise StoreError(f"{path}: cannot open the store database: {e}") from None
+    return db
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Apply pending MIGRATIONS in one transaction; return the resulting version."""
+    (current,) = db.execute("PRAGMA user_version").fetchone()
+    if current >= schema_version():
+        if current > schema_version():
+            raise StoreError(
+                f"meta.db schema version {current} is newer than this pybuild ({schema_version()})")
+        return current
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        # re-read under the write lock: another process may have migrated meanwhile
+        (current,) = db.execute("PRAGMA user_version").fetchone()
+        for version, sql in MIGRATIONS:
+            if version > current:
+                for statement in _statements(sql):
+                    db.execute(statement)
+                current = version
+        db.execute(f"PRAGMA user_version={current:d}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return current
+
+
+def _statements(sql: str) -> list[str]:
+    # executescript() would COMMIT our transaction; split on complete statements instead
+    out, buf = [], ""
+    for line in sql.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        out.append(buf.strip())
+    return [s for s in out if s.strip(" ;\n")]
