@@ -14,6 +14,15 @@ from pybuild.cli.common import run_guarded
 # verb -> "module:attribute" of a click command. One line per verb; keep the groups.
 COMMANDS: dict[str, str] = {
     # image store (issue 3): pybuild.cli.images
+    "images": "pybuild.cli.images:images_cmd",
+    "tag": "pybuild.cli.images:tag_cmd",
+    "rmi": "pybuild.cli.images:rmi_cmd",
+    "history": "pybuild.cli.images:history_cmd",
+    "import": "pybuild.cli.images:import_cmd",
+    "save": "pybuild.cli.images:save_cmd",
+    "load": "pybuild.cli.images:load_cmd",
+    "image": "pybuild.cli.images:image_group",
+    "bootstrap": "pybuild.cli.images:bootstrap_cmd",
     # runtime, foreground run (issue 4): pybuild.cli.run
     # registry (issue 6): pybuild.cli.registry
     "login": "pybuild.cli.registry:login_command",
