@@ -146,7 +146,7 @@ def rmi_cmd(ctx, force, no_prune, refs):
 @click.command("history")
 @click.option("--no-trunc", is_flag=True, help="Don't truncate output")
 @click.option("-q", "--quiet", is_flag=True, help="Only show image IDs")
-@click.option("-H", "--human", type=bool, default=True, show_default=True,
+@click.option("-H", "--human", default="true", show_default=True, callback=lambda c, p, v: _go_bool(v),
               help="Print sizes and dates in human readable format")
 @click.option("--format", "fmt", default=None, help="Format output using a template")
 @click.argument("ref")
@@ -187,6 +187,16 @@ def history_cmd(ctx, no_trunc, quiet, human, fmt, ref):
         click.echo(table(["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
                          [[r[c] for c in cols] for r in rows]))
     return 0
+
+
+def _go_bool(value: str) -> bool:
+    """Go's flag syntax: -H=false arrives here as '=false'."""
+    v = value.lstrip("=").lower()
+    if v in ("1", "t", "true", "yes", "y", "on"):
+        return True
+    if v in ("0", "f", "false", "no", "n", "off"):
+        return False
+    raise click.BadParameter(f"invalid boolean value {value!r}")
 
 
 def _rfc(ts: float) -> str:

@@ -1,5 +1,5 @@
 """INTERIM: the smallest part of the core store the image verbs need (blobs by digest, and
-meta.db tables for images, tags and layers), used only until pybuild.image.store (owner:
+meta.db tables for images, tags and layers, named as in the store helper's meta.py), used only until pybuild.image.store (owner:
 store) lands on main; then pybuild.image.images switches to it and this module goes away."""
 
 from __future__ import annotations
@@ -16,27 +16,31 @@ from pybuild.errors import ImageError, StoreError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
-    id TEXT PRIMARY KEY,            -- config digest
-    parent TEXT,                    -- image id this one was built on, if known
-    created REAL NOT NULL,          -- when it entered this store
-    size INTEGER NOT NULL DEFAULT 0
+    id TEXT PRIMARY KEY,
+    config_media_type TEXT NOT NULL,
+    created REAL NOT NULL,
+    size INTEGER NOT NULL DEFAULT 0,
+    parent TEXT
+);
+CREATE TABLE IF NOT EXISTS repo_digests (
+    repository TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    PRIMARY KEY (repository, digest)
 );
 CREATE TABLE IF NOT EXISTS tags (
-    name TEXT PRIMARY KEY,          -- full reference docker.io/library/busybox:latest
-    image_id TEXT NOT NULL REFERENCES images(id)
-);
-CREATE TABLE IF NOT EXISTS image_digests (
-    name TEXT NOT NULL,             -- repository@manifest-digest
-    image_id TEXT NOT NULL REFERENCES images(id),
-    PRIMARY KEY (name, image_id)
+    reference TEXT PRIMARY KEY,
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS layers (
     diff_id TEXT NOT NULL,
-    blob_digest TEXT NOT NULL,
-    compression TEXT NOT NULL,      -- none | gzip | zstd
-    size INTEGER NOT NULL,          -- of the blob
+    digest TEXT NOT NULL,
+    compression TEXT NOT NULL,
+    media_type TEXT,
+    size INTEGER NOT NULL,
     uncompressed_size INTEGER NOT NULL,
-    PRIMARY KEY (diff_id, blob_digest)
+    PRIMARY KEY (diff_id, digest)
 );
 """
 

@@ -5,11 +5,13 @@ both back, plain or gzip/zstd-compressed, verifying every digest on the way in."
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import shutil
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -34,8 +36,6 @@ CONTAINERD_NAME = "io.containerd.image.name"
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    import io
-
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.mtime = len(data), 0o644, 0
     tar.addfile(info, io.BytesIO(data))
@@ -68,13 +68,14 @@ def save(images: Images, names: list[str], out: BinaryIO, fmt: str = "docker-arc
         try:
             ref = refs.parse_normalized(text)
         except ImageError:
-            ref = None
-        if ref is not None and not ref.digest and str(ref.with_default_tag()) in images.get(image_id).tags:
-            tags.append(str(ref.with_default_tag()))
-        elif ref is None or ref.digest:
-            pass  # saved by id: Docker records no tag
-        else:
-            tags.extend(images.get(image_id).tags)
+            ref = None  # an id prefix: Docker records no tag
+        if ref is not None and not ref.digest:
+            full = str(ref.with_default_tag())
+            have = images.get(image_id).tags
+            if full in have:
+                tags.append(full)
+            elif ref.tag is None:  # `save busybox` saves every busybox tag
+                tags.extend(t for t in have if refs.parse(t).name == ref.name)
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         if fmt == "docker-archive":
             _write_docker(images, chosen, tar)
@@ -155,16 +156,19 @@ class _Staging:
     def __init__(self, src: BinaryIO, tmp_dir: str):
         self.dir = tempfile.mkdtemp(dir=tmp_dir, prefix="load-")
         self.links: dict[str, str] = {}
-        head = src.read(4) if hasattr(src, "read") else b""
-        comp = core.sniff_compression(head)
-        stream = core._decompressor(_Prefixed(head, src), comp) if comp != "none" else _Prefixed(head, src)
         try:
+            head = src.read(4)
+            raw = io.BufferedReader(_Prefixed(head, src), 1 << 20)
+            stream = core._decompressor(raw, core.sniff_compression(head))
             with tarfile.open(fileobj=stream, mode="r|") as tar:
                 for m in tar:
                     self._extract(tar, m)
-        except (tarfile.TarError, EOFError, OSError) as e:
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
             self.close()
             raise ImageError(f"corrupt or truncated archive: {e}") from None
+        except BaseException:
+            self.close()
+            raise
 
     def _extract(self, tar: tarfile.TarFile, m: tarfile.TarInfo) -> None:
         name = os.path.normpath(m.name.lstrip("/"))
@@ -211,20 +215,23 @@ class _Staging:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class _Prefixed:
+class _Prefixed(io.RawIOBase):
+    """Bytes already read from a stream, then the rest of it (so we can sniff stdin)."""
+
     def __init__(self, head: bytes, src: BinaryIO):
         self.head, self.src = head, src
 
-    def read(self, n: int = -1) -> bytes:
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        n = len(buf)
         if self.head:
-            if n < 0:
-                data, self.head = self.head + self.src.read(), b""
-                return data
             data, self.head = self.head[:n], self.head[n:]
-            if len(data) < n:
-                data += self.src.read(n - len(data))
-            return data
-        return self.src.read(n)
+        else:
+            data = self.src.read(n)
+        buf[: len(data)] = data
+        return len(data)
 
 
 def load(images: Images, src: BinaryIO) -> list[Loaded]:

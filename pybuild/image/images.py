@@ -90,7 +90,7 @@ class Images:
         diff_id, digest, comp, size, usize = core.ingest_layer(self.store, path)
         with self.store.transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO layers(diff_id, blob_digest, compression, size, uncompressed_size)"
+                "INSERT OR IGNORE INTO layers(diff_id, digest, compression, size, uncompressed_size)"
                 " VALUES (?,?,?,?,?)",
                 (diff_id, digest, comp, size, usize),
             )
@@ -108,19 +108,22 @@ class Images:
         names = [str(refs.parse_tagged(t)) for t in tags]
         with self.store.transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO images(id, parent, created, size) VALUES (?,?,?,?)",
-                (image_id, parent, time.time(), size),
+                "INSERT OR IGNORE INTO images(id, config_media_type, parent, created, size) VALUES (?,?,?,?,?)",
+                (image_id, MT_OCI_CONFIG, parent, time.time(), size),
             )
             for name in names:
-                db.execute("INSERT OR REPLACE INTO tags(name, image_id) VALUES (?,?)", (name, image_id))
+                db.execute("INSERT OR REPLACE INTO tags(reference, image_id, created) VALUES (?,?,?)",
+                           (name, image_id, time.time()))
             for d in digests:
-                db.execute("INSERT OR IGNORE INTO image_digests(name, image_id) VALUES (?,?)", (d, image_id))
+                repo, _, digest = d.partition("@")
+                db.execute("INSERT OR REPLACE INTO repo_digests(repository, digest, image_id) VALUES (?,?,?)",
+                           (repo, digest, image_id))
         return image_id
 
     # -- reading ------------------------------------------------------------------
     def layer(self, diff_id: str) -> Layer:
         row = self.db.execute(
-            "SELECT diff_id, blob_digest, compression, size, uncompressed_size FROM layers"
+            "SELECT diff_id, digest, compression, size, uncompressed_size FROM layers"
             " WHERE diff_id=? ORDER BY compression='gzip' DESC LIMIT 1",
             (diff_id,),
         ).fetchone()
@@ -138,9 +141,10 @@ class Images:
         if row is None:
             raise ImageError(f"No such image: {image_id}")
         data = self.store.read_blob(image_id)
-        tags = tuple(sorted(r[0] for r in self.db.execute("SELECT name FROM tags WHERE image_id=?", (image_id,))))
+        tags = tuple(sorted(r[0] for r in self.db.execute(
+            "SELECT reference FROM tags WHERE image_id=?", (image_id,))))
         digests = tuple(sorted(r[0] for r in self.db.execute(
-            "SELECT name FROM image_digests WHERE image_id=?", (image_id,))))
+            "SELECT repository || '@' || digest FROM repo_digests WHERE image_id=?", (image_id,))))
         return Image(row[0], data, parse_config(data, ref=image_id), tags, digests, row[1], row[2], row[3])
 
     def ids(self) -> list[str]:
@@ -166,7 +170,7 @@ class Images:
         if ref is not None:
             if ref.digest:
                 row = self.db.execute(
-                    "SELECT image_id FROM image_digests WHERE name=?", (f"{ref.name}@{ref.digest}",)
+                    "SELECT image_id FROM repo_digests WHERE repository=? AND digest=?", (ref.name, ref.digest)
                 ).fetchone()
                 if row:
                     return row[0]
@@ -174,7 +178,7 @@ class Images:
                     return ref.digest
             else:
                 row = self.db.execute(
-                    "SELECT image_id FROM tags WHERE name=?", (str(ref.with_default_tag()),)
+                    "SELECT image_id FROM tags WHERE reference=?", (str(ref.with_default_tag()),)
                 ).fetchone()
                 if row:
                     return row[0]
@@ -205,16 +209,23 @@ class Images:
 
     # -- tags and removal -----------------------------------------------------------
     def tag(self, image_id: str, target: str) -> str:
+        if not self._exists(image_id):
+            raise ImageError(f"No such image: {image_id}")
         name = str(refs.parse_tagged(target))
         if refs.parse_normalized(target).digest:
             raise ImageError("refusing to create a tag with a digest reference", ref=target)
         with self.store.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO tags(name, image_id) VALUES (?,?)", (name, image_id))
+            db.execute("INSERT OR REPLACE INTO tags(reference, image_id, created) VALUES (?,?,?)",
+                           (name, image_id, time.time()))
         return name
 
     def untag(self, name: str) -> None:
+        """Remove a tag (full reference) or a repo digest (`repo@sha256:...`)."""
         with self.store.transaction() as db:
-            db.execute("DELETE FROM tags WHERE name=?", (name,))
+            db.execute("DELETE FROM tags WHERE reference=?", (name,))
+            repo, at, digest = name.partition("@")
+            if at:
+                db.execute("DELETE FROM repo_digests WHERE repository=? AND digest=?", (repo, digest))
 
     def remove(self, text: str, force: bool = False, prune_parents: bool = True) -> list[tuple[str, str]]:
         """Docker's rmi: returns ("Untagged", ref) and ("Deleted", id) events in order."""
@@ -226,7 +237,7 @@ class Images:
         if by_ref:
             ref = refs.parse_normalized(text)
             name = str(ref.with_default_tag()) if not ref.digest else f"{ref.name}@{ref.digest}"
-            remaining = [t for t in image.tags if t != name]
+            remaining = [t for t in (*image.tags, *image.digests) if t != name]
             if remaining:
                 self.untag(name)
                 return [("Untagged", refs.familiar(name))]
@@ -238,10 +249,6 @@ class Images:
                 )
             self.untag(name)
             events.append(("Untagged", refs.familiar(name)))
-            for d in image.digests:  # the last tag goes: its repo digests go with it
-                events.append(("Untagged", refs.familiar(d)))
-            with self.store.transaction() as db:
-                db.execute("DELETE FROM image_digests WHERE image_id=?", (image_id,))
             if running or stopped or self.children(image_id):
                 return events  # still used: keep the image, now untagged
         else:
@@ -289,7 +296,7 @@ class Images:
             parent = row[0] if row else None
             with self.store.transaction() as db:
                 db.execute("DELETE FROM tags WHERE image_id=?", (image_id,))
-                db.execute("DELETE FROM image_digests WHERE image_id=?", (image_id,))
+                db.execute("DELETE FROM repo_digests WHERE image_id=?", (image_id,))
                 db.execute("UPDATE images SET parent=NULL WHERE parent=?", (image_id,))
                 db.execute("DELETE FROM images WHERE id=?", (image_id,))
             events.append(("Deleted", image_id))
@@ -307,7 +314,7 @@ class Images:
         return [r[0] for r in self.db.execute(
             "SELECT id FROM images i WHERE NOT EXISTS (SELECT 1 FROM tags t WHERE t.image_id=i.id)"
             " AND NOT EXISTS (SELECT 1 FROM images c WHERE c.parent=i.id)"
-            " AND NOT EXISTS (SELECT 1 FROM image_digests d WHERE d.image_id=i.id)")]
+            " AND NOT EXISTS (SELECT 1 FROM repo_digests d WHERE d.image_id=i.id)")]
 
     def prune(self, all_images: bool = False) -> tuple[list[tuple[str, str]], int]:
         """`image prune`: remove dangling (or, with all_images, every unused) image, then
@@ -338,11 +345,11 @@ class Images:
             except ImageError:
                 continue
         with self.store.transaction() as db:
-            for diff_id, blob in db.execute("SELECT diff_id, blob_digest FROM layers").fetchall():
+            for diff_id, blob in db.execute("SELECT diff_id, digest FROM layers").fetchall():
                 if diff_id in live_diff_ids:
                     keep.add(blob)
                 else:
-                    db.execute("DELETE FROM layers WHERE diff_id=? AND blob_digest=?", (diff_id, blob))
+                    db.execute("DELETE FROM layers WHERE diff_id=? AND digest=?", (diff_id, blob))
         freed = 0
         for name in os.listdir(self.store.blob_dir):
             if f"sha256:{name}" not in keep:
@@ -357,17 +364,16 @@ class Images:
     def history(self, image_id: str) -> list[tuple[str, object, int]]:
         """(image id or '<missing>', HistoryEntry, layer size) newest first, as `docker history`."""
         image = self.get(image_id)
-        n = len(image.config.history)
-        by_len: dict[int, str] = {}
-        cur: str | None = image.parent
-        while cur and self._exists(cur):
-            by_len.setdefault(len(self.get(cur).config.history), cur)
+        # Docker's rule: row i shows the i-th ancestor's id while the parent chain lasts
+        chain = [image_id]
+        cur = image.parent
+        while cur and self._exists(cur) and len(chain) < len(image.config.history):
+            chain.append(cur)
             cur = self.get(cur).parent
         rows = []
         for i, (entry, diff_id) in enumerate(reversed(image.config.layer_history())):
             size = self.layer(diff_id).uncompressed_size if diff_id else 0
-            ident = image_id if i == 0 else by_len.get(n - i, "<missing>")
-            rows.append((ident, entry, size))
+            rows.append((chain[i] if i < len(chain) else "<missing>", entry, size))
         if not rows:  # no history at all: one row for the image itself
             rows.append((image_id, None, image.size))
         return rows

@@ -1,0 +1,138 @@
+"""The image-level API on a real store in tmp_path: put, resolve, tag, remove, prune, history."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+
+import pytest
+
+from pybuild.errors import ImageError
+from pybuild.image.config import ContainerConfig, HistoryEntry, ImageConfig
+from pybuild.image.images import Images, _users, register_image_users
+
+
+def _layer(tmp_path, name: str, content: bytes) -> str:
+    path = tmp_path / f"{name}.tar"
+    with tarfile.open(path, "w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size = len(content)
+        tar.addfile(info, io.BytesIO(content))
+    return str(path)
+
+
+def _image(images, tmp_path, name, parent=None, tags=(), base=()):
+    layer = images.add_layer_file(_layer(tmp_path, name, name.encode() * 100))
+    diff_ids = (*base, layer.diff_id)
+    cfg = ImageConfig(
+        architecture="amd64", os="linux", created="2024-01-01T00:00:00Z",
+        config=ContainerConfig(cmd=("sh",)), diff_ids=diff_ids,
+        history=tuple(HistoryEntry(created_by=f"step {i}") for i in range(len(diff_ids)))
+        + (HistoryEntry(created_by="CMD", empty_layer=True),),
+    )
+    return images.put(cfg.to_bytes(), tags=tags, parent=parent), diff_ids
+
+
+@pytest.fixture
+def images(tmp_path):
+    im = Images(str(tmp_path / "root"))
+    yield im
+    im.close()
+
+
+def test_put_and_resolve(images, tmp_path):
+    image_id, _ = _image(images, tmp_path, "a", tags=["busybox"])
+    hexid = image_id.split(":")[1]
+    for text in ("busybox", "busybox:latest", "docker.io/library/busybox:latest", image_id, hexid,
+                 hexid[:12], hexid[:3], "sha256:" + hexid[:5]):
+        assert images.resolve(text) == image_id, text
+    img = images.get(image_id)
+    assert img.tags == ("docker.io/library/busybox:latest",)
+    assert img.size == images.layer(img.config.diff_ids[0]).uncompressed_size
+    for missing in ("nope", "busybox:other", "ffffff", "sha256:" + "f" * 64):
+        with pytest.raises(ImageError, match="No such image"):
+            images.resolve(missing)
+    with pytest.raises(ImageError, match="must be lowercase"):
+        images.resolve("BusyBox")
+
+
+def test_put_refuses_config_naming_missing_layer(images):
+    cfg = ImageConfig(architecture="amd64", os="linux", diff_ids=("sha256:" + "e" * 64,))
+    with pytest.raises(ImageError, match="not in the store"):
+        images.put(cfg.to_bytes())
+
+
+def test_tag_and_rmi_semantics(images, tmp_path):
+    image_id, _ = _image(images, tmp_path, "a", tags=["one"])
+    images.tag(image_id, "two:1")
+    with pytest.raises(ImageError, match="referenced in multiple repositories"):
+        images.remove(image_id)
+    assert images.remove("two:1") == [("Untagged", "two:1")]
+    assert images.remove("one") == [("Untagged", "one:latest"), ("Deleted", image_id)]
+    assert images.ids() == []
+    with pytest.raises(ImageError):
+        images.tag(image_id, "x")  # the image is gone: no dangling tag rows
+    other, _ = _image(images, tmp_path, "b", tags=["one", "two"])
+    events = images.remove(other, force=True)
+    assert events == [("Untagged", "one:latest"), ("Untagged", "two:latest"), ("Deleted", other)]
+
+
+def test_rmi_refuses_parent_and_keeps_intermediate(images, tmp_path):
+    parent, base = _image(images, tmp_path, "p", tags=["base"])
+    child, _ = _image(images, tmp_path, "c", parent=parent, tags=["child"], base=base)
+    with pytest.raises(ImageError, match="dependent child images"):
+        images.remove(parent, force=True)
+    assert images.remove("base") == [("Untagged", "base:latest")]  # untagged, kept for the child
+    assert parent in images.ids() and parent not in images.dangling()
+    # removing the child also deletes its now-unused untagged parent, as Docker does
+    assert images.remove("child") == [("Untagged", "child:latest"), ("Deleted", child), ("Deleted", parent)]
+
+
+def test_rmi_in_use_by_container(images, tmp_path):
+    image_id, _ = _image(images, tmp_path, "a", tags=["app"])
+
+    def users(i):
+        return (["c0ffee" * 5], []) if i == image_id else ([], [])
+
+    register_image_users(users)
+    try:
+        with pytest.raises(ImageError, match="is using its referenced image"):
+            images.remove("app")
+        with pytest.raises(ImageError, match="cannot be forced"):
+            images.remove(image_id, force=True)
+        assert images.remove("app", force=True) == [("Untagged", "app:latest")]
+        assert image_id in images.ids()
+    finally:
+        _users.remove(users)
+
+
+def test_prune_dangling_and_gc(images, tmp_path):
+    keep, _ = _image(images, tmp_path, "k", tags=["keep"])
+    gone, _ = _image(images, tmp_path, "g")
+    events, freed = images.prune()
+    assert events == [("deleted", gone)]
+    assert freed > 0
+    assert images.ids() == [keep]
+    assert images.get(keep).config_bytes  # blobs of kept images survive gc
+    with images.open_layer_tar(images.get(keep).config.diff_ids[0]) as f:
+        assert tarfile.open(fileobj=f, mode="r|").next().name == "k"
+    events, _ = images.prune(all_images=True)
+    assert events == [("untagged", "keep:latest"), ("deleted", keep)]
+
+
+def test_history_rows(images, tmp_path):
+    parent, base = _image(images, tmp_path, "p", tags=["base"])
+    child, _ = _image(images, tmp_path, "c", parent=parent, tags=["child"], base=base)
+    rows = images.history(child)
+    assert [r[0] for r in rows] == [child, parent, "<missing>"]
+    assert [r[1].created_by for r in rows] == ["CMD", "step 1", "step 0"]
+    assert rows[0][2] == 0 and rows[1][2] > 0
+
+
+def test_manifest_for_both_formats(images, tmp_path):
+    image_id, diff_ids = _image(images, tmp_path, "a")
+    oci = images.manifest(image_id, "oci")
+    docker = images.manifest(image_id, "docker")
+    assert oci.config.digest == docker.config.digest == image_id
+    assert oci.layers[0].media_type.endswith("tar+gzip")
+    assert docker.layers[0].media_type.endswith("diff.tar.gzip")
