@@ -14,14 +14,16 @@ from pybuild.errors import DockerfileError
     "--dump",
     "dump_tree",
     is_flag=True,
-    help='Print the tree in BuildKit\'s test format: (keyword [flags] "item"...).',
+    help='Print BuildKit\'s parse tree, (keyword [flags] "item"...), as its parser '
+    "tests do; unknown keywords are part of it, not errors.",
 )
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 def parse(dump_tree: bool, file: str) -> None:
-    """Parse FILE (`-` for standard input). Without --dump, print one line per instruction:
-    its line span and the logical line as written."""
+    """Parse FILE (`-` for standard input). Without --dump, check the keywords as a build
+    would and print one line per instruction: its line span and its text as written."""
     from pybuild.grammar import dump
     from pybuild.grammar import parse as parse_dockerfile
+    from pybuild.grammar.parser import require_known
 
     if file == "-":
         source, path = sys.stdin.buffer.read(), "-"
@@ -37,6 +39,7 @@ def parse(dump_tree: bool, file: str) -> None:
     if dump_tree:
         out.buffer.write(dump(tree).encode("utf-8", "surrogateescape"))
         return
+    require_known(tree)
     for instr in tree.instructions:
         span = (
             f"{instr.start_line}"

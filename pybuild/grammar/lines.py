@@ -10,7 +10,6 @@ import re
 from dataclasses import dataclass
 
 from pybuild.errors import DockerfileError
-from pybuild.grammar.gocompat import trim_space
 
 MAX_LINE_BYTES = 65535  # bufio.Scanner's default token size in BuildKit
 _U = "\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"  # Go IsSpace
@@ -23,11 +22,7 @@ _DIRECTIVE = re.compile(
     rf"#[{_U}]*([A-Za-z][A-Za-z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*\Z", re.S
 )
 _KNOWN_DIRECTIVES = ("syntax", "escape", "check")
-_BLANK = re.compile(rf"[{_U}]*\Z")
-_CONTINUATION = {
-    "\\": re.compile(r"([^\\])\\[ \t]*\Z|\A\\[ \t]*\Z"),
-    "`": re.compile(r"([^`])`[ \t]*\Z|\A`[ \t]*\Z"),
-}
+_SKIP = re.compile(f"[{_U}]*(?:#|\\Z)")  # a comment or blank line inside a continuation
 
 
 @dataclass(frozen=True)
@@ -56,8 +51,23 @@ def strip_terminator(line: str) -> str:
     return line.rstrip("\r\n")
 
 
-def _is_comment(raw: str) -> bool:
-    return trim_space(raw).startswith("#")
+def strip_marker(line: str, escape: str) -> tuple[str, bool]:
+    """BuildKit's trimContinuationCharacter: the line without its continuation marker, and
+    whether it continues. The marker is E plus trailing blanks, after a character that is not
+    E (or alone on the line): `foo\\` does not continue, nor (as upstream) `foo\\\\\\`."""
+    last = line[-1:]
+    if last == escape:
+        body = line[:-1]
+    elif last == " " or last == "\t":
+        body = line.rstrip(" \t")
+        if body[-1:] != escape:
+            return line, False
+        body = body[:-1]
+    else:
+        return line, False
+    if body[-1:] == escape:
+        return line, False
+    return body, True
 
 
 class LineReader:
@@ -76,14 +86,11 @@ class LineReader:
         self._pos = 0  # index of the next physical line to read (line number - 1)
         self.escape = "\\"
         self.directives = self._read_directives()
-        self._continues = _CONTINUATION[self.escape]
 
     def _check_lengths(self, text: str) -> None:
         # Cheap in the common case: only files with a long enough line are looked at.
-        if (
-            len(text) <= MAX_LINE_BYTES
-            or max(map(len, self._lines), default=0) * 4 <= MAX_LINE_BYTES
-        ):
+        longest = max(map(len, self._lines), default=0)
+        if longest <= MAX_LINE_BYTES // 4 or (longest <= MAX_LINE_BYTES and text.isascii()):
             return
         for number, line in enumerate(self._lines, 1):
             if (
@@ -123,37 +130,41 @@ class LineReader:
     def line_count(self) -> int:
         return len(self._lines)
 
-    def _strip_marker(self, line: str) -> tuple[str, bool]:
-        """Remove a continuation marker; return the rest and whether the line continues."""
-        if not line or line[-1] not in (self.escape, " ", "\t"):
-            return line, False
-        match = self._continues.search(line)
-        if match is None:
-            return line, False
-        return line[: match.start()] + (match.group(1) or ""), True
-
     def next_logical(self) -> LogicalLine | None:
         """The next instruction's logical line, or None at the end of the file."""
-        lines = self._lines
-        while self._pos < len(lines):
-            number = self._pos + 1
-            raw = strip_terminator(lines[self._pos])
-            self._pos += 1
-            first = raw.lstrip(_U_CHARS) if raw[:1] in _U_CHARS else raw
-            if first.startswith("#"):
-                first = ""
-            text, continues = self._strip_marker(first)
-            if not continues and not text:
-                continue  # blank lines and comments between instructions
+        lines, count, escape = self._lines, len(self._lines), self.escape
+        pos = self._pos
+        while pos < count:
+            raw = lines[pos]
+            pos += 1
+            if raw[-1:] == "\r":
+                raw = raw.rstrip("\r\n")
+            if raw[:1] in _U_CHARS:
+                raw = raw.lstrip(_U_CHARS)
+            if not raw or raw[0] == "#":
+                continue  # blank lines and comments between instructions (never continue)
+            start = pos
+            text, continues = strip_marker(raw, escape)
+            if not continues:
+                self._pos = pos
+                return LogicalLine(text, start, start)
             pieces = [text]
-            while continues and self._pos < len(lines):
-                raw = strip_terminator(lines[self._pos])
-                self._pos += 1
-                if _is_comment(raw) or _BLANK.match(raw):
+            skip = _SKIP.match
+            while continues and pos < count:
+                raw = lines[pos]
+                pos += 1
+                if raw[-1:] == "\r":
+                    raw = raw.rstrip("\r\n")
+                if skip(raw):
                     continue  # comments and empty lines inside a continuation are skipped
-                piece, continues = self._strip_marker(raw)
+                if raw[-1:] == escape and raw[-2:-1] != escape:  # the common case, fast
+                    pieces.append(raw[:-1])
+                    continue
+                piece, continues = strip_marker(raw, escape)
                 pieces.append(piece)
-            return LogicalLine("".join(pieces), number, self._pos)
+            self._pos = pos
+            return LogicalLine("".join(pieces), start, pos)
+        self._pos = pos
         return None
 
     def read_heredoc(self, name: str, strip_tabs: bool, start_line: int) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +18,47 @@ from pybuild.errors import DockerfileError
 from pybuild.grammar import forms
 from pybuild.grammar.heredoc import HeredocNameError, heredoc_markers
 from pybuild.grammar.lines import Directive, LineReader, LogicalLine
+from pybuild.grammar.printer import dump, quote, render  # noqa: F401  (parser.dump is the contract)
 
 GRAMMAR = Path(__file__).with_name("dockerfile.lark")
 _SWAP = str.maketrans("\\`", "`\\")  # the grammar knows `\` as escape; see dockerfile.lark
 _HEREDOC_KEYWORDS = ("run", "add", "copy")
+KEYWORDS = frozenset(
+    (
+        "from",
+        "run",
+        "cmd",
+        "label",
+        "maintainer",
+        "expose",
+        "env",
+        "add",
+        "copy",
+        "entrypoint",
+        "volume",
+        "user",
+        "workdir",
+        "arg",
+        "onbuild",
+        "stopsignal",
+        "healthcheck",
+        "shell",
+    )
+)
+_KEYWORD_SPACE = "\n\t\v\f\r "  # the newline before and the A-white space after a keyword
+# The form of a flagless line's arguments, by its token (the grammar's `_line`).
+_LINE_KINDS = {
+    "LIST_LINE": "list_args",
+    "STRING_LINE": "string_args",
+    "JSON_STRING_LINE": "json_string",
+    "JSON_LIST_LINE": "json_list",
+    "ARG_LINE": "arg",
+    "KEY_VALUE_LINE": "env",
+    "HEALTHCHECK_LINE": "healthcheck",
+    "ONBUILD_LINE": "onbuild",
+    "KEYWORD_LINE": "unknown",
+}
+_KEYWORD_HEAD = re.compile(r"\n([^\t\v\f\r \n]*)[\t\v\f\r ]*")
 
 
 @dataclass(frozen=True)
@@ -59,6 +97,7 @@ class Dockerfile:
 
 _lock = threading.Lock()
 _parser = None
+_Token = None  # lark.Token, once lark is imported
 
 
 def _cache_dir() -> Path:
@@ -78,8 +117,10 @@ def get_parser():
 
 
 def _load_parser():
+    global _Token
     import lark
 
+    _Token = lark.Token
     text = GRAMMAR.read_text(encoding="utf-8")
     key = hashlib.sha256(f"{lark.__version__}\0{text}".encode()).hexdigest()[:16]
     cache = _cache_dir() / f"dockerfile-{key}.lark.cache"
@@ -88,7 +129,7 @@ def _load_parser():
             return lark.Lark.load(f)
     except Exception:  # noqa: BLE001 - missing, stale or damaged: rebuild below
         pass
-    parser = lark.Lark(text, parser="lalr", lexer="contextual", start="start")
+    parser = lark.Lark(text, parser="lalr", lexer="contextual", start=["start", "words"])
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
@@ -100,6 +141,19 @@ def _load_parser():
     except OSError:
         pass  # a read-only home only costs the table build next time
     return parser
+
+
+_word_re = None
+
+
+def _word_pattern():
+    """The grammar's WORD terminal as a compiled regex: findall() over arguments gives the
+    same words as parsing them from the `words` start symbol, one call instead of a token
+    each."""
+    global _word_re
+    if _word_re is None:
+        _word_re = re.compile(get_parser().get_terminal("WORD").pattern.to_regexp())
+    return _word_re
 
 
 # ---- tree -> instructions -------------------------------------------------------------
@@ -117,44 +171,49 @@ class _Builder:
     def value(self, token) -> str:
         return token.value.translate(_SWAP) if self.swapped else token.value
 
-    def instruction(self, tree, line: LogicalLine) -> Instruction:
-        children = tree.children
-        keyword_token = children[0]
-        keyword = _go_lower(self.value(keyword_token))
-        flags: list[str] = []
-        rest = []
-        for child in children[1:]:
-            if getattr(child, "type", None) == "FLAG":
-                flags.append(child.value)
-            else:
-                rest.append(child)
-        decoded = [forms.unquote_flag(f) for f in flags]
-        if any(not f.isascii() or f == "--" for f in decoded):
-            return self._bytewise(keyword_token, line)
-        if self.swapped:
-            decoded = [f.translate(_SWAP) for f in decoded]
-        args, is_json, inner = self._items(tree.data, keyword, rest, line)
+    def instruction(self, node, line: LogicalLine) -> Instruction:
+        """One instruction from a *_LINE token (no flags) or a rule's tree (flags)."""
+        if node.__class__ is _Token:
+            head, kind, children = self.value(node), _LINE_KINDS[node.type], ()
+        else:
+            children = node.children
+            head, kind = self.value(children[0]), node.data
+        match = _KEYWORD_HEAD.match(head)
+        keyword = match.group(1)
+        keyword = keyword.lower() if keyword.isascii() else _go_lower(keyword)
+        flags: tuple[str, ...] = ()
+        if not children:
+            text = head[match.end() :]
+        else:
+            text = ""
+            raw_flags = []
+            for child in children[1:]:
+                if child.type == "FLAG":
+                    raw_flags.append(forms.unquote_flag(child.value))
+                else:
+                    text = self.value(child)
+            if any(not f.isascii() or f == "--" for f in raw_flags):
+                return self._bytewise(children[0], line)
+            flags = (
+                tuple(f.translate(_SWAP) for f in raw_flags) if self.swapped else tuple(raw_flags)
+            )
+        args = forms.trim_u(text) if text else ""
+        items, is_json, inner = self._forms[kind](self, keyword, args, line)
         return Instruction(
-            keyword,
-            args,
-            tuple(decoded),
-            is_json,
-            line.text,
-            line.start_line,
-            line.end_line,
-            inner=inner,
+            keyword, items, flags, is_json, line.text, line.start_line, line.end_line, inner=inner
         )
 
     def _bytewise(self, keyword_token, line: LogicalLine) -> Instruction:
         """Flags with non-ASCII bytes (or a quoted `--`): BuildKit reads them byte by byte,
         so take the flags that way and let the grammar parse `KEYWORD -- ARGS`."""
-        end = self.text.index("\n", keyword_token.end_pos)
-        remainder = self.text[keyword_token.end_pos : end].lstrip("\t\v\f\r ")
+        end = self.text.find("\n", keyword_token.end_pos)
+        remainder = self.text[keyword_token.end_pos : end if end >= 0 else len(self.text)]
         flags, args = forms.extract_flags_bytes(remainder, self.escape)
-        keyword = self.text[keyword_token.start_pos : keyword_token.end_pos]
+        keyword = self.text[keyword_token.start_pos : keyword_token.end_pos].strip(_KEYWORD_SPACE)
         args = forms.trim_u(args)
-        synthetic = f"{keyword} -- {args}" if args else keyword
-        plain = _parse_logical(synthetic, self.escape, self.path, line)
+        plain = _parse_logical(
+            f"{keyword} -- {args}" if args else keyword, self.escape, self.path, line
+        )
         return Instruction(
             plain.keyword,
             plain.args,
@@ -166,57 +225,40 @@ class _Builder:
             inner=plain.inner,
         )
 
-    def _items(self, kind: str, keyword: str, rest: list, line: LogicalLine):
-        if kind == "onbuild":
-            if not rest:
-                return (), False, None
-            return (), False, self.instruction(rest[0], line)
-        if kind in ("arg", "env"):
-            words = [forms.to_unicode(self.value(t)) for t in rest]
-            if kind == "arg" or not words:
-                return tuple(words), False, None
-            return self._key_values(keyword, words, rest[0], line), False, None
-        args = forms.trim_u(self.value(rest[0])) if rest else ""
-        if kind == "unknown":
-            return ("",), False, None
-        if kind in ("from", "list_args"):
-            return forms.list_items(args), False, None
-        if kind == "string_args":
-            return ((args,) if args else ()), False, None
-        if kind == "healthcheck":
-            parts = forms.healthcheck_parts(args)
-            if parts is None:
-                return (), False, None
-            items, is_json = self._json_or(parts[1], line, fallback=None)
-            return (parts[0], *items), is_json, None
-        fallback = "list" if kind == "json_list" else None
-        if not args and fallback is None:
+    # One method per argument form (the grammar's rule names): -> (items, json, inner).
+
+    def _list_args(self, keyword, args, line):
+        return forms.list_items(args), False, None
+
+    def _string_args(self, keyword, args, line):
+        return ((args,) if args else ()), False, None
+
+    def _json_string(self, keyword, args, line):
+        if not args:
             return (), False, None
-        items, is_json = self._json_or(args, line, fallback)
-        return items, is_json, None
+        items = self._json(args, line)
+        return ((args,), False, None) if items is None else (items, True, None)
 
-    def _json_or(self, args: str, line: LogicalLine, fallback: str | None):
-        try:
-            items = forms.json_items(args)
-        except forms.NotStringArray as e:
-            raise DockerfileError(str(e), path=self.path, line=line.start_line) from None
-        if items is not None:
-            return items, True
-        if fallback == "list":
-            return forms.list_items(args), False
-        return ((args,) if args else ()), False
+    def _json_list(self, keyword, args, line):
+        items = self._json(args, line)
+        return (forms.list_items(args), False, None) if items is None else (items, True, None)
 
-    def _key_values(self, keyword: str, words: list[str], first, line: LogicalLine):
+    def _arg(self, keyword, args, line):
+        return tuple(self._words(args)), False, None
+
+    def _env(self, keyword, args, line):
+        words = self._words(args)
+        if not words:
+            return (), False, None
         name = keyword.upper()
         if "=" not in words[0]:
-            # Old form `ENV key value`: split the raw arguments once at A-white space.
-            end = self.text.index("\n", first.start_pos)
-            parts = forms.A_SPLIT.split(self.text[first.start_pos : end], maxsplit=1)
+            # Old form `ENV key value`: the raw arguments split once at A-white space.
+            parts = forms.A_SPLIT.split(args, maxsplit=1)
             if len(parts) < 2:
                 raise DockerfileError(
                     f"{name} must have two arguments", path=self.path, line=line.start_line
                 )
-            return (parts[0], parts[1], "")
+            return (parts[0], parts[1], ""), False, None
         items: list[str] = []
         for word in words:
             key, sep, value = word.partition("=")
@@ -227,7 +269,54 @@ class _Builder:
                     line=line.start_line,
                 )
             items += (key, value, "=")
-        return tuple(items)
+        return tuple(items), False, None
+
+    def _healthcheck(self, keyword, args, line):
+        parts = forms.healthcheck_parts(args)
+        if parts is None:
+            return (), False, None
+        kind, command = parts
+        if not command:
+            return (kind,), False, None
+        items = self._json(command, line)
+        return ((kind, command), False, None) if items is None else ((kind, *items), True, None)
+
+    def _onbuild(self, keyword, args, line):
+        if not args:
+            return (), False, None
+        return (), False, _parse_logical(args, self.escape, self.path, line)
+
+    def _unknown(self, keyword, args, line):
+        return ("",), False, None
+
+    _forms = {
+        "list_args": _list_args,
+        "string_args": _string_args,
+        "json_string": _json_string,
+        "json_list": _json_list,
+        "arg": _arg,
+        "env": _env,
+        "healthcheck": _healthcheck,
+        "onbuild": _onbuild,
+        "unknown": _unknown,
+    }
+
+    def _json(self, args: str, line: LogicalLine) -> tuple[str, ...] | None:
+        try:
+            return forms.json_items(args)
+        except forms.NotStringArray as e:
+            raise DockerfileError(str(e), path=self.path, line=line.start_line) from None
+
+    def _words(self, args: str) -> list[str]:
+        """ARG/ENV/LABEL words, by the grammar's WORD terminal (see `words` in the grammar)."""
+        if not args:
+            return []
+        if self.swapped:
+            return [
+                forms.to_unicode(w.translate(_SWAP))
+                for w in _word_pattern().findall(args.translate(_SWAP))
+            ]
+        return [forms.to_unicode(w) for w in _word_pattern().findall(args)]
 
 
 def _go_lower(word: str) -> str:
@@ -243,25 +332,21 @@ def _parse_text(lines: list[LogicalLine], escape: str, path: str) -> list[Instru
     """Parse many logical lines with one call into the LALR parser."""
     import lark
 
-    texts = [forms.trim_u(line.text) for line in lines]
-    text = "\n".join(texts) + "\n"
+    # Each line is preceded by "\n" (see dockerfile.lark); an empty line becomes an
+    # instruction with an empty keyword, as in BuildKit.
+    text = "\n" + "\n".join([forms.trim_u(line.text) for line in lines])
     builder = _Builder(text, escape, path)
     try:
-        tree = get_parser().parse(text.translate(_SWAP) if builder.swapped else text)
+        tree = get_parser().parse(text.translate(_SWAP) if builder.swapped else text, start="start")
     except lark.exceptions.LarkError as e:  # the grammar accepts every line; be safe anyway
         number = text.count("\n", 0, getattr(e, "pos_in_stream", 0) or 0)
         raise DockerfileError(
-            f"cannot parse: {e}", path=path, line=lines[min(number, len(lines) - 1)].start_line
+            f"cannot parse: {e}",
+            path=path,
+            line=lines[max(0, min(number, len(lines)) - 1)].start_line,
         ) from None
-    result: list[Instruction] = []
-    for line_tree, line in zip(tree.children, lines, strict=True):
-        if line_tree.children:
-            result.append(builder.instruction(line_tree.children[0], line))
-        else:  # an empty logical line: no keyword, BuildKit prints ("")
-            result.append(
-                Instruction("", ("",), (), False, line.text, line.start_line, line.end_line)
-            )
-    return result
+    instruction = builder.instruction
+    return [instruction(node, line) for node, line in zip(tree.children, lines, strict=True)]
 
 
 def _parse_logical(text: str, escape: str, path: str, line: LogicalLine) -> Instruction:
@@ -325,47 +410,20 @@ def parse(source: str | bytes, path: str = "Dockerfile") -> Dockerfile:
     return Dockerfile(path, reader.escape, reader.directives, result)
 
 
-# ---- BuildKit's printed form ------------------------------------------------------------
-
-_SHORT = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
-
-
-def quote(text: str) -> str:
-    """Go's strconv.Quote for a string decoded with surrogateescape."""
-    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
-        return f'"{text}"'
-    out = ['"']
-    for ch in text:
-        cp = ord(ch)
-        if 0xDC80 <= cp <= 0xDCFF:
-            out.append("\\x%02x" % (cp - 0xDC00))
-        elif ch in '"\\':
-            out.append("\\" + ch)
-        elif ch.isprintable():
-            out.append(ch)
-        elif ch in _SHORT:
-            out.append(_SHORT[ch])
-        elif cp < 0x20 or cp == 0x7F:
-            out.append(f"\\x{cp:02x}")
-        elif cp < 0x10000:
-            out.append(f"\\u{cp:04x}")
-        else:
-            out.append(f"\\U{cp:08x}")
-    out.append('"')
-    return "".join(out)
-
-
-def render(instr: Instruction) -> str:
-    text = instr.keyword
-    if instr.flags:
-        text += " [" + " ".join(quote(f) for f in instr.flags) + "]"
-    for item in instr.args:
-        text += " " + quote(item)
-    if instr.inner is not None:
-        text += " (" + render(instr.inner) + ")"
-    return forms.trim_u(text)
-
-
-def dump(tree: Dockerfile) -> str:
-    """BuildKit's `result` format: one `(keyword [flags] "item"...)` line per instruction."""
-    return "".join(f"({render(instr)})\n" for instr in tree.instructions)
+def require_known(tree: Dockerfile) -> Dockerfile:
+    """Reject unknown instructions, as a build does at dispatch (the parse itself accepts
+    them, like BuildKit's): `Dockerfile:7: unknown instruction "RUNN"`."""
+    for instr in tree.instructions:
+        for level in (instr, instr.inner):
+            if level is not None and level.keyword not in KEYWORDS:
+                word = (
+                    forms.trim_u(level.original).split(maxsplit=1)[0]
+                    if level is instr
+                    else level.keyword
+                )
+                raise DockerfileError(
+                    f"unknown instruction {quote(word.upper())}",
+                    path=tree.path,
+                    line=instr.start_line,
+                )
+    return tree
