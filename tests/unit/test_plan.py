@@ -70,3 +70,25 @@ def test_dot_escapes_quotes_and_backslashes():
     graph = build_graph(parse('FROM busybox\nRUN echo "a\\\\b"\n'), auto_args=AUTO)
     dot = render_dot(graph)
     assert 'RUN echo \\"a\\\\\\\\b\\"\\l' in dot
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pydot's use of old pyparsing names
+@pytest.mark.parametrize(("name", "target"), CASES)
+def test_plan_dot_is_valid_graphviz_with_the_graphs_edges(name, target):
+    pydot = pytest.importorskip("pydot")
+    dockerfile = FIXTURES / name / "Dockerfile"
+    graph = build_graph(parse(dockerfile.read_bytes()), target=target, auto_args=AUTO)
+    (dot,) = pydot.graph_from_dot_data(render_dot(graph))
+    nodes = {n.get_name() for n in dot.get_nodes()} - {"node", "edge"}
+    images = {d.image for s in graph.stages for d in s.dependencies if d.image}
+    assert nodes == {f"s{s.index}" for s in graph.stages} | {f"i{n}" for n in range(len(images))}
+    edges = sorted((e.get_source(), e.get_destination()) for e in dot.get_edges())
+    expected = []
+    for stage in graph.stages:
+        for dep in stage.dependencies:
+            if dep.stage is not None:
+                expected.append((f"s{dep.stage}", f"s{stage.index}"))
+            else:
+                label = next(n for n in dot.get_nodes() if n.get_label() == f'"{dep.image}"')
+                expected.append((label.get_name(), f"s{stage.index}"))
+    assert edges == sorted(expected)
