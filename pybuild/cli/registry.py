@@ -148,3 +148,68 @@ def manifest_inspect(verbose, insecure, tls_verify, ca_cert, ref):
 def _root(ctx: click.Context) -> str:
     obj = ctx.find_root().obj or {}
     return store_root(obj.get("root"))
+
+
+# ---------------------------------------------------------------- pull / push
+
+
+@click.command("pull")
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]",
+              help="Pull this platform of a multi-platform image (default: the host's).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the image reference.")
+@registry_options
+@click.argument("ref")
+@click.pass_context
+@_exit_one
+def pull_command(ctx, platform, quiet, insecure, tls_verify, ca_cert, ref):
+    """Download an image from a registry into the store."""
+    from pybuild.cli.transfer_progress import renderer
+    from pybuild.image import reference as refs
+    from pybuild.image.manifest import parse_platform
+    from pybuild.image.store import Store
+    from pybuild.registry.pull import pull
+
+    parsed = refs.parse_normalized(ref)
+    wanted = parse_platform(platform) if platform else None
+    opts = make_options(insecure, tls_verify, ca_cert)
+    if parsed.tag is None and parsed.digest is None and not quiet:
+        click.echo("Using default tag: latest")
+    show = renderer(quiet)
+    try:
+        with Store(_root(ctx)) as store:
+            result = pull(store, ref, opts, wanted, show)
+    finally:
+        show.close()
+    full = refs.parse(result.ref)
+    if not quiet:
+        click.echo(f"Digest: {result.digest}")
+        what = "Downloaded newer image" if result.updated else "Image is up to date"
+        click.echo(f"Status: {what} for {full.familiar}")
+    click.echo(result.ref)
+
+
+@click.command("push")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the image reference.")
+@registry_options
+@click.argument("ref")
+@click.pass_context
+@_exit_one
+def push_command(ctx, quiet, insecure, tls_verify, ca_cert, ref):
+    """Upload an image from the store to a registry."""
+    from pybuild.cli.transfer_progress import renderer
+    from pybuild.image import reference as refs
+    from pybuild.image.store import Store
+    from pybuild.registry.push import push
+
+    parsed = refs.parse_normalized(ref)
+    opts = make_options(insecure, tls_verify, ca_cert)
+    if parsed.tag is None and parsed.digest is None and not quiet:
+        click.echo("Using default tag: latest")
+    show = renderer(quiet)
+    try:
+        with Store(_root(ctx)) as store:
+            result = push(store, ref, opts, show)
+    finally:
+        show.close()
+    if quiet:
+        click.echo(result.ref)

@@ -604,3 +604,50 @@ def docker_config(tmp_path, monkeypatch) -> pathlib.Path:
     d.mkdir()
     monkeypatch.setenv("DOCKER_CONFIG", str(d))
     return d
+
+
+# ---------------------------------------------------------------- small images in a store
+
+
+def layer_tar_gz(files: dict[str, bytes]) -> tuple[bytes, str]:
+    """A gzip tar layer holding `files` (path -> content): (blob bytes, diff id)."""
+    import gzip
+    import io
+    import tarfile
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path, data in sorted(files.items()):
+            info = tarfile.TarInfo(path)
+            info.size, info.mode, info.mtime = len(data), 0o644, 1_700_000_000
+            tar.addfile(info, io.BytesIO(data))
+    tar_bytes = raw.getvalue()
+    return gzip.compress(tar_bytes, mtime=0), "sha256:" + hashlib.sha256(tar_bytes).hexdigest()
+
+
+def make_store_image(store, ref: str, layers: list[dict[str, bytes]],
+                     media_type: str = "application/vnd.oci.image.layer.v1.tar+gzip") -> str:
+    """Put an image with these layers into `store` under the full reference `ref`."""
+    from pybuild.image.store import LayerBlob
+
+    diff_ids = []
+    for files in layers:
+        blob, diff_id = layer_tar_gz(files)
+        stored = store.put_blob(blob)
+        usize = len(__import__("gzip").decompress(blob))
+        store.add_layer_blob(LayerBlob(diff_id, stored.digest, "gzip", stored.size, usize, media_type))
+        diff_ids.append(diff_id)
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"]},
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids},
+                         "history": [{"created_by": "test"} for _ in diff_ids]}).encode()
+    record = store.add_image(config)
+    store.set_tag(ref, record.id)
+    return record.id
+
+
+@pytest.fixture
+def pyrun_env(tmp_path, docker_config, monkeypatch):
+    """A store root for `pyrun` subprocesses (PYBUILD_ROOT) and an empty DOCKER_CONFIG."""
+    root = tmp_path / "root"
+    monkeypatch.setenv("PYBUILD_ROOT", str(root))
+    return root
