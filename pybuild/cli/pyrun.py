@@ -25,7 +25,7 @@ COMMANDS: dict[str, str] = {
     "bootstrap": "pybuild.cli.images:bootstrap_cmd",
     # runtime, foreground run (issue 4): pybuild.cli.run
     # registry (issue 6): pybuild.cli.registry
-    "pull": "pybuild.cli.registry:pull_command",
+    # "pull" is wired once pybuild.image.layers (the store's tar applier) lands
     "push": "pybuild.cli.registry:push_command",
     "login": "pybuild.cli.registry:login_command",
     "logout": "pybuild.cli.registry:logout_command",
