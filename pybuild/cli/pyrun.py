@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "image": "pybuild.cli.images:image_group",
     "bootstrap": "pybuild.cli.images:bootstrap_cmd",
     # runtime, foreground run (issue 4): pybuild.cli.run
+    "run": "pybuild.cli.run:run",
     # registry (issue 6): pybuild.cli.registry
     # "pull" is wired once pybuild.image.layers (the store's tar applier) lands
     "push": "pybuild.cli.registry:push_command",

@@ -1,0 +1,137 @@
+"""`pyrun run`: start a container from an image in the foreground, with Docker's flags."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+import click
+
+from pybuild.cli.common import store_root
+from pybuild.errors import ContainerError
+
+_ENV_NAME = re.compile(r"\S+")
+
+
+def parse_env_items(items: tuple[str, ...] | list[str], source: str = "-e") -> list[str]:
+    """-e / --env-file entries: K=V kept as is; a bare K takes pyrun's own value, if any."""
+    out = []
+    for item in items:
+        key, eq, _value = item.partition("=")
+        if not key:
+            raise ContainerError(f"invalid environment variable: {item!r} ({source})")
+        if not _ENV_NAME.fullmatch(key):
+            raise ContainerError(f"variable '{key}' contains whitespaces ({source})")
+        if eq:
+            out.append(item)
+        elif key in os.environ:
+            out.append(f"{key}={os.environ[key]}")
+    return out
+
+
+def read_env_file(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise ContainerError(f"open {path}: {e.strerror.lower()}") from None
+    items = []
+    for n, line in enumerate(lines, 1):
+        line = line.lstrip()
+        if not line or line.startswith("#"):
+            continue
+        items.extend(parse_env_items([line], f"{path}:{n}"))
+    return items
+
+
+def parse_volume(text: str):
+    from pybuild.runtime import BindMount
+
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise ContainerError(f"invalid volume specification: '{text}'")
+    host, ctr = parts[0], parts[1]
+    mode = parts[2] if len(parts) == 3 else "rw"
+    if mode not in ("ro", "rw"):
+        raise ContainerError(f"invalid mode: {mode} (in volume specification '{text}')")
+    if not host.startswith("/"):
+        raise ContainerError(f"named volumes are not supported yet: '{text}' (use an absolute host path)")
+    if not ctr.startswith("/"):
+        raise ContainerError(f"invalid volume specification: '{text}': mount path must be absolute")
+    os.makedirs(host, exist_ok=True)  # Docker creates a missing host directory for -v
+    return BindMount(os.path.realpath(host), os.path.normpath(ctr), mode == "ro")
+
+
+def _open_image(root: str, ref: str, rootfs: bool):
+    """(image config dict, lower dirs topmost first, canonical ref) for `ref`."""
+    if rootfs:
+        path = os.path.realpath(ref)
+        if not os.path.isdir(path):
+            raise ContainerError(f"--rootfs: {ref}: not a directory")
+        return {}, [path], path
+    from pybuild.cli.run_image import open_image
+
+    return open_image(root, ref)
+
+
+@click.command(
+    "run",
+    context_settings={"help_option_names": ["--help"], "allow_interspersed_args": False},
+)
+@click.option("--rm", "remove", is_flag=True, help="Remove the container when it exits.")
+@click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open.")
+@click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY.")
+@click.option("-e", "--env", "env", multiple=True, help="Set environment variables (K=V or K).")
+@click.option("--env-file", multiple=True, help="Read environment variables from a file.")
+@click.option("-w", "--workdir", default=None, help="Working directory inside the container.")
+@click.option("-u", "--user", default=None, help="Username or UID (format: <name|uid>[:<group|gid>]).")
+@click.option("-h", "--hostname", default=None, help="Container host name.")
+@click.option("--network", "--net", "network", default="none", show_default=True,
+              type=click.Choice(["none", "host"]), help="Network mode (bridge comes later).")
+@click.option("-v", "--volume", "volumes", multiple=True, help="Bind mount HOST:CTR[:ro|rw].")
+@click.option("--entrypoint", default=None, help="Overwrite the image's ENTRYPOINT.")
+@click.option("--privileged", is_flag=True, help="All capabilities, no masked paths.")
+@click.option("--read-only", "read_only", is_flag=True, help="Mount the root filesystem read-only.")
+@click.option("--runtime", default="builtin", show_default=True,
+              help="builtin, or an OCI runtime binary (runc; crun fails on hybrid cgroups).")
+@click.option("--name", default=None, help="Assign a name to the container.")
+@click.option("--rootfs", "is_rootfs", is_flag=True,
+              help="IMAGE is a directory holding a root filesystem (as podman --rootfs).")
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def run(ctx: click.Context, remove, interactive, tty, env, env_file, workdir, user, hostname,
+        network, volumes, entrypoint, privileged, read_only, runtime, name, is_rootfs, image,
+        command) -> int:
+    """Run a command in a new container."""
+    from pybuild.runtime import BUILTIN, Container, ImageConfig, RunOptions, reap_stale
+    from pybuild.runtime.linux import bounding_set
+
+    if tty and interactive and not os.isatty(0):
+        print("the input device is not a TTY", file=sys.stderr)
+        ctx.exit(1)
+    if hostname and network == "host":
+        raise ContainerError("conflicting options: hostname and the network mode")
+    if workdir is not None and not workdir.startswith("/"):
+        raise ContainerError(
+            f"the working directory '{workdir}' is invalid, it needs to be an absolute path")
+    root = store_root((ctx.obj or {}).get("root"))
+    env_items = []
+    for f in env_file:
+        env_items.extend(read_env_file(f))
+    env_items.extend(parse_env_items(env))
+    binds = tuple(parse_volume(v) for v in volumes)
+    containers = os.path.join(root, "containers")
+    reap_stale(containers)
+    config, lower_dirs, ref = _open_image(root, image, is_rootfs)
+    options = RunOptions(
+        args=tuple(command), entrypoint=entrypoint, env=tuple(env_items), workdir=workdir,
+        user=user, hostname=hostname, network=network, tty=tty, interactive=interactive,
+        binds=binds, privileged=privileged, readonly_rootfs=read_only)
+    container = Container.create(
+        containers, image=ImageConfig.from_oci(config), lower_dirs=lower_dirs,
+        options=options, image_ref=ref, name=name, remove=remove,
+        runtime=BUILTIN if runtime in ("", BUILTIN) else runtime,
+        all_capabilities=bounding_set() if privileged else ())
+    return container.run()

@@ -1,0 +1,302 @@
+"""A container's life on disk and in the foreground: containers/<id>/ (state.json,
+config.json, upper/work/rootfs dirs, hosts files), a run through the built-in executor or an
+OCI runtime, and the clean-up of whatever a killed pyrun left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import time
+from collections.abc import Sequence
+
+from pybuild.errors import ContainerError
+from pybuild.runtime.identity import identity_from_layers
+from pybuild.runtime.mounts import Rootfs, mount_stubs, remove_stubs
+from pybuild.runtime.spec import ImageConfig, RunOptions, build_spec
+
+BUILTIN = "builtin"
+_HOSTS = """127.0.0.1\tlocalhost
+::1\tlocalhost ip6-localhost ip6-loopback
+fe00::0\tip6-localnet
+ff00::0\tip6-mcastprefix
+ff02::1\tip6-allnodes
+ff02::2\tip6-allrouters
+"""
+_NAMES = ".names"
+
+
+def new_id() -> str:
+    return secrets.token_hex(32)
+
+
+def process_start(pid: int) -> str | None:
+    """The kernel's start time of `pid`, so a recycled pid is not mistaken for ours."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _write_json(path: str, data: dict) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, path)
+
+
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _resolv_conf(host_network: bool) -> str:
+    try:
+        with open("/etc/resolv.conf") as f:
+            text = f.read()
+    except OSError:
+        return ""
+    if host_network:
+        return text
+    # Docker drops loopback resolvers: they would point into the container itself.
+    lines = [ln for ln in text.splitlines()
+             if not (ln.split()[:1] == ["nameserver"] and len(ln.split()) > 1
+                     and (ln.split()[1].startswith("127.") or ln.split()[1] == "::1"))]
+    return "\n".join(lines) + "\n"
+
+
+class Container:
+    """One container directory under `containers_dir`. Create it, then `run()` it."""
+
+    def __init__(self, containers_dir: str, container_id: str):
+        self.containers_dir = containers_dir
+        self.id = container_id
+        self.dir = os.path.join(containers_dir, container_id)
+
+    # ---- layout
+    @property
+    def state_path(self) -> str:
+        return os.path.join(self.dir, "state.json")
+
+    def rootfs(self, lower_dirs: Sequence[str]) -> Rootfs:
+        return Rootfs(tuple(lower_dirs), os.path.join(self.dir, "upper"),
+                      os.path.join(self.dir, "work"), os.path.join(self.dir, "rootfs"))
+
+    def state(self) -> dict:
+        with open(self.state_path) as f:
+            return json.load(f)
+
+    def _save(self, state: dict) -> None:
+        _write_json(self.state_path, state)
+
+    # ---- creation
+    @classmethod
+    def create(cls, containers_dir: str, *, image: ImageConfig, lower_dirs: Sequence[str],
+               options: RunOptions, image_ref: str = "", name: str | None = None,
+               remove: bool = False, runtime: str = BUILTIN,
+               all_capabilities: Sequence[str] = ()) -> Container:
+        if not lower_dirs:
+            raise ContainerError("the image has no layers to run")
+        c = cls(containers_dir, new_id())
+        os.makedirs(containers_dir, 0o700, exist_ok=True)
+        os.mkdir(c.dir, 0o700)
+        try:
+            if name:
+                reserve_name(containers_dir, name, c.id)
+            rootfs = c.rootfs(lower_dirs)
+            for d in (rootfs.upper_dir, rootfs.work_dir, rootfs.target):
+                os.mkdir(d, 0o755)
+            host_net = options.network == "host"
+            hostname = options.hostname or (socket.gethostname() if host_net else c.id[:12])
+            etc = {"/etc/hostname": os.path.join(c.dir, "hostname"),
+                   "/etc/hosts": os.path.join(c.dir, "hosts"),
+                   "/etc/resolv.conf": os.path.join(c.dir, "resolv.conf")}
+            _write_text(etc["/etc/hostname"], hostname + "\n")
+            if host_net and os.path.exists("/etc/hosts"):
+                shutil.copyfile("/etc/hosts", etc["/etc/hosts"])
+            else:
+                _write_text(etc["/etc/hosts"], _HOSTS)
+            _write_text(etc["/etc/resolv.conf"], _resolv_conf(host_net))
+            identity = identity_from_layers(options.user if options.user is not None
+                                            else image.user, rootfs.layers())
+            spec = build_spec(image, options, identity, rootfs=rootfs.target, hostname=hostname,
+                              etc_files=etc, all_capabilities=all_capabilities)
+            _write_json(os.path.join(c.dir, "config.json"), spec)
+            c._save({
+                "id": c.id, "name": name or "", "image": image_ref,
+                "created": time.time(), "status": "created", "exit_code": None,
+                "runtime": runtime, "remove": remove, "lower_dirs": list(lower_dirs),
+                "stdin_null": not options.interactive,
+                "stubs": mount_stubs(spec, rootfs.layers()),
+                "owner": None, "pid": None,
+            })
+        except BaseException:
+            c.remove()
+            raise
+        return c
+
+    # ---- running
+    def run(self) -> int:
+        """Run in the foreground; returns the exit code (128+N when killed by signal N).
+        Mounts are gone afterwards; with `remove` the directory is gone too."""
+        state = self.state()
+        with open(os.path.join(self.dir, "config.json")) as f:
+            spec = json.load(f)
+        rootfs = self.rootfs(state["lower_dirs"])
+        state.update(status="running", owner={"pid": os.getpid(),
+                                             "start": process_start(os.getpid())})
+        self._save(state)
+        code: int | None = None
+        try:
+            if state["runtime"] == BUILTIN:
+                code = self._run_builtin(spec, rootfs, state)
+            else:
+                from pybuild.runtime import oci
+
+                code = oci.run_bundle(state["runtime"], spec, rootfs, self.id,
+                                      self.runtime_root(), stdin_null=state["stdin_null"],
+                                      on_start=lambda pid: self._record_pid(state, pid))
+            return code
+        finally:
+            self._finish(state, code)
+
+    def runtime_root(self) -> str:
+        return os.path.join(self.containers_dir, ".runtime")
+
+    def _record_pid(self, state: dict, pid: int) -> None:
+        state.update(pid=pid, pid_start=process_start(pid))
+        self._save(state)
+
+    def _run_builtin(self, spec: dict, rootfs: Rootfs, state: dict) -> int:
+        from pybuild.runtime import sandbox, stdio
+
+        proc = sandbox.spawn(spec, rootfs, stdin_null=state["stdin_null"])
+        master = None
+        try:
+            if spec["process"].get("terminal"):
+                master = proc.receive_console()
+                if master is not None:
+                    stdio.copy_winsize(master)
+            self._record_pid(state, proc.pid)
+            with stdio.forward_signals(proc.kill):
+                proc.go()
+                if master is not None:
+                    fd, master = master, None
+                    stdio.pump_pty(fd, not state["stdin_null"])
+                return proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            if master is not None:
+                os.close(master)
+
+    def _finish(self, state: dict, code: int | None) -> None:
+        from pybuild.runtime.oci import unmount_tree
+
+        unmount_tree(self.dir)  # only the OCI path mounts on the host; harmless otherwise
+        if state.get("remove"):
+            self.remove()
+            return
+        remove_stubs(os.path.join(self.dir, "upper"), state.get("stubs", ()))
+        state.update(status="exited", exit_code=code if code is not None else 125,
+                     finished=time.time(), owner=None, pid=None)
+        self._save(state)
+
+    def remove(self) -> None:
+        from pybuild.runtime.oci import unmount_tree
+
+        unmount_tree(self.dir)
+        try:
+            name = self.state().get("name")
+        except (OSError, ValueError):
+            name = None
+        if name:
+            release_name(self.containers_dir, name, self.id)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ---- names: containers/.names/<name> is a symlink to the id (atomic to create)
+
+def reserve_name(containers_dir: str, name: str, container_id: str) -> None:
+    import re
+
+    if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", name):
+        raise ContainerError(f'Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
+    names = os.path.join(containers_dir, _NAMES)
+    os.makedirs(names, 0o700, exist_ok=True)
+    link = os.path.join(names, name)
+    for _ in range(2):
+        try:
+            os.symlink(container_id, link)
+            return
+        except FileExistsError:
+            owner = os.readlink(link)
+            if os.path.isdir(os.path.join(containers_dir, owner)):
+                raise ContainerError(
+                    f'Conflict. The container name "/{name}" is already in use by container '
+                    f'"{owner}". You have to remove (or rename) that container to be able to '
+                    "reuse that name.") from None
+            os.unlink(link)  # its container is gone: the name is free again
+    raise ContainerError(f"could not reserve the container name {name!r}")
+
+
+def release_name(containers_dir: str, name: str, container_id: str) -> None:
+    link = os.path.join(containers_dir, _NAMES, name)
+    try:
+        if os.readlink(link) == container_id:
+            os.unlink(link)
+    except OSError:
+        pass
+
+
+# ---- clean-up of containers whose pyrun died (kill -9, power loss)
+
+def _alive(pid: int | None, start: str | None) -> bool:
+    return bool(pid) and process_start(pid) == start
+
+
+def reap_stale(containers_dir: str) -> list[str]:
+    """Finish every container whose owning pyrun is gone: kill what is left of it, unmount,
+    mark it exited (or remove it, for --rm). Returns the ids it cleaned."""
+    from pybuild.runtime import oci
+
+    cleaned = []
+    try:
+        entries = os.listdir(containers_dir)
+    except FileNotFoundError:
+        return cleaned
+    for entry in entries:
+        if len(entry) != 64:
+            continue
+        c = Container(containers_dir, entry)
+        try:
+            state = c.state()
+        except FileNotFoundError:
+            if time.time() - os.stat(c.dir).st_mtime > 60:  # a create that never finished
+                c.remove()
+            continue
+        except (OSError, ValueError):
+            continue
+        owner = state.get("owner")
+        if state.get("status") != "running" or not owner:
+            continue
+        if _alive(owner.get("pid"), owner.get("start")):
+            continue
+        if _alive(state.get("pid"), state.get("pid_start")):
+            oci.kill_quietly(state["pid"])
+        if state.get("runtime", BUILTIN) != BUILTIN:
+            try:
+                binary = oci.runtime_binary(state["runtime"])
+                oci.cleanup_runtime_state(binary, c.runtime_root(), c.id)
+            except ContainerError:
+                pass
+        c._finish(state, 137)
+        cleaned.append(c.id)
+    return cleaned
