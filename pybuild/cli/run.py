@@ -63,6 +63,23 @@ def parse_volume(text: str):
     return BindMount(os.path.realpath(host), os.path.normpath(ctr), mode == "ro")
 
 
+def parse_limits(memory, memory_swap, cpus, pids_limit):
+    """Docker's resource flags -> cgroups.Limits (None when none is given)."""
+    if memory is None and memory_swap is None and cpus is None and pids_limit is None:
+        return None
+    from pybuild.runtime.cgroups import Limits, cpu_quota, parse_bytes
+
+    limits = Limits(memory=parse_bytes(memory) if memory is not None else None,
+                    memory_swap=parse_bytes(memory_swap) if memory_swap is not None else None,
+                    cpus=cpus, pids=pids_limit)
+    limits.swap_total()  # validates the memory/swap pair
+    if limits.memory is not None and limits.memory < 6 * 1024 * 1024:
+        raise ContainerError("Minimum memory limit allowed is 6MB")
+    if cpus is not None:
+        cpu_quota(cpus)
+    return limits
+
+
 def _open_image(root: str, ref: str, rootfs: bool):
     """(image config dict, lower dirs topmost first, canonical ref) for `ref`."""
     if rootfs:
@@ -93,6 +110,10 @@ def _open_image(root: str, ref: str, rootfs: bool):
 @click.option("--entrypoint", default=None, help="Overwrite the image's ENTRYPOINT.")
 @click.option("--privileged", is_flag=True, help="All capabilities, no masked paths.")
 @click.option("--read-only", "read_only", is_flag=True, help="Mount the root filesystem read-only.")
+@click.option("-m", "--memory", default=None, help="Memory limit (e.g. 64m).")
+@click.option("--memory-swap", default=None, help="Memory plus swap; -1 for unlimited swap.")
+@click.option("--cpus", default=None, type=float, help="Number of CPUs.")
+@click.option("--pids-limit", default=None, type=int, help="Process limit (-1: unlimited).")
 @click.option("--runtime", default="builtin", show_default=True,
               help="builtin, or an OCI runtime binary (runc; crun fails on hybrid cgroups).")
 @click.option("--name", default=None, help="Assign a name to the container.")
@@ -102,8 +123,8 @@ def _open_image(root: str, ref: str, rootfs: bool):
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def run(ctx: click.Context, remove, interactive, tty, env, env_file, workdir, user, hostname,
-        network, volumes, entrypoint, privileged, read_only, runtime, name, is_rootfs, image,
-        command) -> int:
+        network, volumes, entrypoint, privileged, read_only, memory, memory_swap, cpus,
+        pids_limit, runtime, name, is_rootfs, image, command) -> int:
     """Run a command in a new container."""
     from pybuild.runtime import BUILTIN, Container, ImageConfig, RunOptions, reap_stale
     from pybuild.runtime.linux import bounding_set
@@ -122,13 +143,14 @@ def run(ctx: click.Context, remove, interactive, tty, env, env_file, workdir, us
         env_items.extend(read_env_file(f))
     env_items.extend(parse_env_items(env))
     binds = tuple(parse_volume(v) for v in volumes)
+    limits = parse_limits(memory, memory_swap, cpus, pids_limit)
     containers = os.path.join(root, "containers")
     reap_stale(containers)
     config, lower_dirs, ref = _open_image(root, image, is_rootfs)
     options = RunOptions(
         args=tuple(command), entrypoint=entrypoint, env=tuple(env_items), workdir=workdir,
         user=user, hostname=hostname, network=network, tty=tty, interactive=interactive,
-        binds=binds, privileged=privileged, readonly_rootfs=read_only)
+        binds=binds, privileged=privileged, readonly_rootfs=read_only, limits=limits)
     container = Container.create(
         containers, image=ImageConfig.from_oci(config), lower_dirs=lower_dirs,
         options=options, image_ref=ref, name=name, remove=remove,

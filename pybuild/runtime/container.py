@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
-import socket
 import time
 from collections.abc import Sequence
 
 from pybuild.errors import ContainerError
 from pybuild.runtime.identity import identity_from_layers
 from pybuild.runtime.mounts import Rootfs, mount_stubs, remove_stubs
-from pybuild.runtime.spec import ImageConfig, RunOptions, build_spec
+from pybuild.runtime.spec import ImageConfig, RunOptions, build_spec, limits_of
 
 BUILTIN = "builtin"
 _HOSTS = """127.0.0.1\tlocalhost
@@ -29,7 +27,7 @@ _NAMES = ".names"
 
 
 def new_id() -> str:
-    return secrets.token_hex(32)
+    return os.urandom(32).hex()
 
 
 def process_start(pid: int) -> str | None:
@@ -112,7 +110,7 @@ class Container:
             for d in (rootfs.upper_dir, rootfs.work_dir, rootfs.target):
                 os.mkdir(d, 0o755)
             host_net = options.network == "host"
-            hostname = options.hostname or (socket.gethostname() if host_net else c.id[:12])
+            hostname = options.hostname or (os.uname().nodename if host_net else c.id[:12])
             etc = {"/etc/hostname": os.path.join(c.dir, "hostname"),
                    "/etc/hosts": os.path.join(c.dir, "hosts"),
                    "/etc/resolv.conf": os.path.join(c.dir, "resolv.conf")}
@@ -175,9 +173,24 @@ class Container:
     def _run_builtin(self, spec: dict, rootfs: Rootfs, state: dict) -> int:
         from pybuild.runtime import sandbox, stdio
 
-        proc = sandbox.spawn(spec, rootfs, stdin_null=state["stdin_null"])
+        limits = limits_of(spec)
+        cgroup = None
+        if limits is not None:
+            from pybuild.runtime.cgroups import Cgroup
+
+            cgroup = Cgroup.create(self.id, limits)
+            state["cgroup"] = {"version": cgroup.version, "paths": cgroup.paths}
+            self._save(state)
+        try:
+            proc = sandbox.spawn(spec, rootfs, stdin_null=state["stdin_null"])
+        except BaseException:
+            if cgroup is not None:
+                cgroup.remove()
+            raise
         master = None
         try:
+            if cgroup is not None:
+                cgroup.add(proc.pid)  # before the command starts: its first fork is limited
             if spec["process"].get("terminal"):
                 master = proc.receive_console()
                 if master is not None:
@@ -188,7 +201,10 @@ class Container:
                 if master is not None:
                     fd, master = master, None
                     stdio.pump_pty(fd, not state["stdin_null"])
-                return proc.wait()
+                code = proc.wait()
+            if cgroup is not None and code == 137 and cgroup.oom_killed():
+                state["oom_killed"] = True
+            return code
         except BaseException:
             proc.kill()
             proc.wait()
@@ -196,6 +212,8 @@ class Container:
         finally:
             if master is not None:
                 os.close(master)
+            if cgroup is not None:
+                cgroup.remove()
 
     def _finish(self, state: dict, code: int | None) -> None:
         from pybuild.runtime.oci import unmount_tree
@@ -296,6 +314,15 @@ def reap_stale(containers_dir: str) -> list[str]:
                 binary = oci.runtime_binary(state["runtime"])
                 oci.cleanup_runtime_state(binary, c.runtime_root(), c.id)
             except ContainerError:
+                pass
+        if state.get("cgroup"):
+            from pybuild.runtime.cgroups import Cgroup
+
+            cg = Cgroup.load(state["cgroup"]["version"], state["cgroup"]["paths"])
+            try:
+                cg.kill_all()
+                cg.remove()
+            except (ContainerError, OSError):
                 pass
         c._finish(state, 137)
         cleaned.append(c.id)

@@ -4,17 +4,23 @@ rootfs, the user's command as pid 1 (as Docker does), with no external runtime.
 Parent and child talk over three channels made before the fork: a CLOEXEC error pipe (the
 child reports a set-up or exec failure as JSON; EOF means exec succeeded), a "go" pipe (the
 child waits for it just before exec, so the parent records the pid first, and a child whose
-parent died exits), and for a terminal a socket that carries the pty master back."""
+parent died exits), and for a terminal a socket that carries the pty master back.
+
+Everything the child runs must be imported at the top: after pivot_root the host's Python
+library is out of reach."""
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import resource
+import select
 import signal
 import socket
 import stat
+import struct
 from dataclasses import dataclass
 
 from pybuild.errors import CommandNotExecutable, CommandNotFound, ContainerError
@@ -97,19 +103,13 @@ def _pivot_root(rootfs: str) -> None:
 
 
 def _loopback_up() -> None:
-    import fcntl
-    import struct
-
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         res = fcntl.ioctl(s, _SIOCGIFFLAGS, struct.pack("16sH14x", b"lo", 0))
         flags = struct.unpack("16sH", res[:18])[1]
         fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | 1))
 
 
-def _open_console(uid: int, gid: int, sock: socket.socket) -> int:
-    import fcntl
-    import struct
-
+def _open_console(uid: int, gid: int, sock) -> int:
     master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     fcntl.ioctl(master, _TIOCSPTLCK, struct.pack("i", 0))
     n = struct.unpack("I", fcntl.ioctl(master, _TIOCGPTN, struct.pack("I", 0)))[0]
@@ -160,7 +160,7 @@ def _lookup(argv0: str, env: dict) -> str:
 
 
 def _child(spec: dict, rootfs: Rootfs, flags: int, err_w: int, go_r: int,
-           sock: socket.socket | None, stdin_null: bool, stdio: tuple) -> None:
+           sock, stdin_null: bool, stdio: tuple) -> None:
     """Runs in the forked child, already pid 1 of its pid namespace. Never returns."""
     step = "namespaces"
     try:
@@ -213,7 +213,6 @@ def _child(spec: dict, rootfs: Rootfs, flags: int, err_w: int, go_r: int,
         if proc.get("terminal"):
             slave = _open_console(user.get("uid", 0), user.get("gid", 0), sock)
             os.setsid()
-            import fcntl
 
             fcntl.ioctl(slave, _TIOCSCTTY, 0)
             for fd in (0, 1, 2):
@@ -242,7 +241,6 @@ def _child(spec: dict, rootfs: Rootfs, flags: int, err_w: int, go_r: int,
             os._exit(125)
         # The parent keeps its end open while it lives; a hang-up here means it died before
         # the death signal was armed, so nothing would ever reap or clean up after us.
-        import select
 
         poller = select.poll()
         poller.register(go_r, select.POLLIN)
@@ -298,13 +296,14 @@ class SandboxProcess:
     pid: int
     _err_r: int
     _go_w: int
-    _sock: socket.socket | None
+    _sock: object | None  # socket.socket in terminal mode
     _exited: int | None = None
 
     def receive_console(self) -> int | None:
         """The pty master (terminal mode); None if the child failed before making it."""
         if self._sock is None:
             return None
+
         try:
             _msg, fds, _flags, _addr = socket.recv_fds(self._sock, 16, 1)
         finally:
@@ -394,6 +393,7 @@ def spawn(spec: dict, rootfs: Rootfs, *, stdin_null: bool = False,
     go_r, go_w = os.pipe()
     parent_sock = child_sock = None
     if spec["process"].get("terminal"):
+
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         pid = _fork_in_new_pid_ns(bool(flags & L.CLONE_NEWPID))

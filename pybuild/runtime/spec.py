@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import resource
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pybuild.errors import ContainerError
+from pybuild.runtime.cgroups import Limits, cpu_quota
 from pybuild.runtime.identity import Identity
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -78,7 +79,7 @@ class RunOptions:
     binds: tuple[BindMount, ...] = ()
     privileged: bool = False
     readonly_rootfs: bool = False
-    extra: Mapping = field(default_factory=dict)  # reserved for later issues (cgroup limits)
+    limits: Limits | None = None           # -m, --memory-swap, --cpus, --pids-limit
 
 
 def resolve_command(image: ImageConfig, opts: RunOptions) -> list[str]:
@@ -142,6 +143,38 @@ def default_mounts(privileged: bool) -> list[dict]:
     ]
 
 
+def resources(limits: Limits | None) -> dict:
+    """linux.resources of the OCI config: devices denied by default (runc adds its standard
+    allow list), and the cgroup limits asked for."""
+    res: dict = {"devices": [{"allow": False, "access": "rwm"}]}
+    if limits is None:
+        return res
+    if limits.memory is not None:
+        res["memory"] = {"limit": limits.memory}
+        swap = limits.swap_total()
+        if swap is not None:
+            res["memory"]["swap"] = swap
+    if limits.cpus is not None:
+        quota, period = cpu_quota(limits.cpus)
+        res["cpu"] = {"quota": quota, "period": period}
+    if limits.pids is not None:
+        res["pids"] = {"limit": limits.pids}
+    return res
+
+
+def limits_of(spec: dict) -> Limits | None:
+    """The cgroup limits an OCI config asks for (what the built-in executor applies)."""
+    res = spec.get("linux", {}).get("resources", {})
+    memory, cpu, pids = res.get("memory", {}), res.get("cpu", {}), res.get("pids", {})
+    if not (memory or cpu or pids):
+        return None
+    cpus = None
+    if cpu.get("quota") and cpu.get("period"):
+        cpus = cpu["quota"] / cpu["period"]
+    return Limits(memory=memory.get("limit"), memory_swap=memory.get("swap"), cpus=cpus,
+                  pids=pids.get("limit"))
+
+
 def build_spec(
     image: ImageConfig,
     opts: RunOptions,
@@ -177,10 +210,7 @@ def build_spec(
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")]
     if opts.network == "none":
         namespaces.append({"type": "network"})
-    linux: dict = {
-        "namespaces": namespaces,
-        "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-    }
+    linux: dict = {"namespaces": namespaces, "resources": resources(opts.limits)}
     if not opts.privileged:
         linux["maskedPaths"] = list(MASKED_PATHS)
         linux["readonlyPaths"] = list(READONLY_PATHS)

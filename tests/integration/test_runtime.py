@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +20,8 @@ pytestmark = pytest.mark.root
 
 
 VALUE_FLAGS = {"-u", "-h", "-e", "-w", "-v", "--env-file", "--network", "--name",
-               "--entrypoint", "--runtime", "--user", "--hostname"}
+               "--entrypoint", "--runtime", "--user", "--hostname", "-m", "--memory-swap",
+               "--cpus", "--pids-limit"}
 
 
 def pyrun_argv(rootfs, *args) -> list[str]:
@@ -344,3 +346,26 @@ def test_run_step_api_for_the_builder(busybox_rootfs, tmp_path):
     with pytest.raises(CommandNotFound):
         run_step(lower_dirs=[str(busybox_rootfs)], upper_dir=str(upper), work_dir=str(work),
                  scratch_dir=str(tmp_path / "scratch"), argv=["nope"])
+
+
+@pytest.mark.parametrize("runtime", ["builtin", "runc"])
+def test_memory_limit_oom_kill_gives_137(pyrun, runtime):
+    if runtime == "runc" and not shutil.which("runc"):
+        pytest.skip("runc is not installed")
+    res = pyrun("--runtime", runtime, "-m", "32m", "--memory-swap", "32m", "dd", "if=/dev/zero",
+                "of=/dev/null", "bs=100M", "count=1")
+    assert res.returncode == 137
+    (cid,) = containers(pyrun.store)
+    state = json.loads((pyrun.store / "containers" / cid / "state.json").read_text())
+    if runtime == "builtin":
+        assert state["oom_killed"] is True
+        assert not any(os.path.exists(p) for p in state["cgroup"]["paths"].values())
+
+
+def test_pids_limit(pyrun):
+    res = pyrun("--rm", "--pids-limit", "4", "sh", "-c",
+                "for i in 1 2 3 4 5 6; do sleep 1 & done; wait")
+    assert "can't fork" in res.stderr
+    res = pyrun("--rm", "--pids-limit", "20", "sh", "-c",
+                "for i in 1 2 3 4 5 6; do sleep 0.1 & done; wait")
+    assert res.returncode == 0 and res.stderr == ""

@@ -278,3 +278,29 @@ def test_parse_volume(tmp_path):
     for bad in ("x", f"{tmp_path}:/d:rx", "named:/d", f"{tmp_path}:rel", ":/d"):
         with pytest.raises(ContainerError):
             parse_volume(bad)
+
+
+def test_resources_and_back():
+    from pybuild.runtime.cgroups import Limits
+    from pybuild.runtime.spec import limits_of, resources
+
+    assert resources(None) == {"devices": [{"allow": False, "access": "rwm"}]}
+    res = resources(Limits(memory=64 << 20, cpus=1.5, pids=20))
+    assert res["memory"] == {"limit": 64 << 20, "swap": 128 << 20}  # Docker: swap = 2 x memory
+    assert res["cpu"] == {"quota": 150000, "period": 100000}
+    assert res["pids"] == {"limit": 20}
+    spec = {"linux": {"resources": res}}
+    assert limits_of(spec) == Limits(memory=64 << 20, memory_swap=128 << 20, cpus=1.5, pids=20)
+    assert limits_of({"linux": {"resources": resources(None)}}) is None
+
+
+def test_parse_limits_flags():
+    from pybuild.cli.run import parse_limits
+    from pybuild.runtime.cgroups import Limits
+
+    assert parse_limits(None, None, None, None) is None
+    assert parse_limits("64m", "-1", 0.5, 10) == Limits(64 << 20, -1, 0.5, 10)
+    for bad in (("1m", None, None, None), (None, "64m", None, None), ("64m", "32m", None, None),
+                (None, None, 0.001, None), ("lots", None, None, None)):
+        with pytest.raises(ContainerError):
+            parse_limits(*bad)
