@@ -7,7 +7,6 @@ fails a check is recorded: the staged blob and snapshot are discarded."""
 from __future__ import annotations
 
 import dataclasses
-import io
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -28,7 +27,7 @@ from pybuild.registry import events as ev
 from pybuild.registry.client import RegistryClient
 from pybuild.registry.endpoints import endpoint
 from pybuild.registry.options import RegistryOptions
-from pybuild.registry.streams import ChunkReader, HashingReader, decompressed
+from pybuild.registry.streams import ChunkReader
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,13 +40,6 @@ class PullResult:
 
 class _Cancelled(Exception):
     pass
-
-
-def apply_layer(stream, fs_dir: str) -> None:
-    """Unpack a tar stream into a snapshot dir (the store area's safe applier)."""
-    from pybuild.image.layers import apply_tar
-
-    apply_tar(stream, fs_dir)
 
 
 def pull(store: Store, text: str, options: RegistryOptions | None = None,
@@ -160,11 +152,14 @@ class _Pull:
 
     def _layer(self, i: int, desc: Descriptor, diff_id: str, chains: list[str],
                installed: list[threading.Event]) -> None:
+        from pybuild.image.compress import DecompressReader, HashingReader
+        from pybuild.image.unpack import unpack
+
         sid = ev.short_id(desc.digest)
         try:
             if self.cancelled.is_set():
                 raise _Cancelled()
-            compression = layer_compression(desc.media_type)
+            layer_compression(desc.media_type)  # refuse unknown media types early
             stage = snapshots.staging_dir(self.store)
             writer = None
             try:
@@ -173,23 +168,24 @@ class _Pull:
                                                    self._counter(sid, ev.EXTRACTING, desc.size)))
                 else:
                     writer = self.store.blob_writer(expected=desc.digest, size=desc.size)
-                    chunks = self.client.blob_chunks(self.repo, desc.digest, desc.size,
-                                                     self._counter(sid, ev.DOWNLOADING, desc.size))
-                    raw = ChunkReader(chunks, writer.write)
-                tar = HashingReader(decompressed(io.BufferedReader(raw, 1 << 20), compression))
-                try:
-                    apply_layer(tar, f"{stage}/fs")
-                    tar.drain()   # bytes after the tar's end still count in the diff id
-                except (OSError, EOFError, ValueError) as e:
-                    raw.drain()   # a corrupt download says so more precisely than the unpacker
-                    raise ImageError(f"layer {desc.digest}: corrupt {compression} stream: {e}") from e
-                raw.drain()       # the rest of the blob: the digest check runs at its end
+                    raw = ChunkReader(self.client.blob_chunks(
+                        self.repo, desc.digest, desc.size,
+                        self._counter(sid, ev.DOWNLOADING, desc.size)))
+                with raw:
+                    try:
+                        reader = DecompressReader(raw, raw_sink=writer)
+                        tar = HashingReader(reader)
+                        unpack(tar, f"{stage}/fs")  # reads to the end: all of the diff id
+                    except ImageError:
+                        raw.drain()  # a bad download says so more precisely (digest check)
+                        raise
+                    raw.drain()  # the blob's end: the client's digest check runs there
                 if writer is not None:
                     self.events(ev.Progress(sid, ev.VERIFYING))
                     writer.commit()
                     self.events(ev.Progress(sid, ev.DOWNLOAD_COMPLETE))
-                if tar.digest != diff_id:
-                    raise ImageError(f"layer {desc.digest} unpacks to {tar.digest}, but the "
+                if tar.digest() != diff_id:
+                    raise ImageError(f"layer {desc.digest} unpacks to {tar.digest()}, but the "
                                      f"image config says {diff_id}", ref=str(self.ref))
                 if i > 0:
                     installed[i - 1].wait()
@@ -197,8 +193,8 @@ class _Pull:
                         raise _Cancelled()
                 snapshots.install(self.store, f"{stage}/fs", chains[i - 1] if i else None,
                                   diff_id, tar.size)
-                self.store.add_layer_blob(LayerBlob(diff_id, desc.digest, compression, desc.size,
-                                                    tar.size, desc.media_type))
+                self.store.add_layer_blob(LayerBlob(diff_id, desc.digest, reader.compression,
+                                                    desc.size, tar.size, desc.media_type))
             finally:
                 if writer is not None and writer.blob is None:
                     writer.abort()

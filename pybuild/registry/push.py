@@ -35,17 +35,21 @@ class PushResult:
     size: int     # of the manifest pushed
 
 
-def layer_blob(store: Store, diff_id: str, ref: str | None = None) -> LayerBlob:
-    """The stored blob to send for a layer: gzip if there is one (what every client reads)."""
+def layer_blob(store: Store, diff_id: str, chain: str, ref: str | None = None) -> LayerBlob:
+    """The stored blob to send for a layer: gzip if there is one (what every client reads);
+    a built layer's blob is compressed now, the first time something needs it."""
     blobs = sorted(store.layer_blobs(diff_id), key=lambda b: _PREFERENCE.get(b.compression, 9))
-    if not blobs:
-        raise ImageError(f"layer {diff_id} has no compressed blob in the store", ref=ref)
-    return blobs[0]
+    if blobs:
+        return blobs[0]
+    if store.snapshot(chain) is None:
+        raise ImageError(f"layer {diff_id} has neither a blob nor a snapshot in the store", ref=ref)
+    from pybuild.image.layers import ensure_blob
+
+    return ensure_blob(store, chain, "gzip")
 
 
 def image_manifest(store: Store, image_id: str, ref: str | None = None) -> tuple[bytes, str]:
     """(manifest bytes, media type) to push for an image."""
-    layers = None
     for rec in store.manifests(image_id):
         if not store.has_blob(rec.digest):
             continue
@@ -59,8 +63,8 @@ def image_manifest(store: Store, image_id: str, ref: str | None = None) -> tuple
     docker = record.config_media_type == MT_DOCKER_CONFIG
     fmt = "docker" if docker else "oci"
     layers = []
-    for diff_id in record.diff_ids:
-        blob = layer_blob(store, diff_id, ref)
+    for diff_id, chain in zip(record.diff_ids, record.chain_ids, strict=True):
+        blob = layer_blob(store, diff_id, chain, ref)
         layers.append(Descriptor(blob.media_type or layer_media_type(blob.compression, fmt),
                                  blob.digest, blob.size))
     config = Descriptor(record.config_media_type, image_id, store.blob_size(image_id))
