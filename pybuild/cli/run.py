@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 
 import click
@@ -80,16 +81,17 @@ def parse_limits(memory, memory_swap, cpus, pids_limit):
     return limits
 
 
-def _open_image(root: str, ref: str, rootfs: bool):
-    """(image config dict, lower dirs topmost first, canonical ref) for `ref`."""
+def _open_image(root: str, ref: str, rootfs: bool, private_dir: str):
+    """(image config dict, lower dirs topmost first, ref, image id) for `ref`."""
     if rootfs:
         path = os.path.realpath(ref)
         if not os.path.isdir(path):
             raise ContainerError(f"--rootfs: {ref}: not a directory")
-        return {}, [path], path
+        return {}, [path], path, ""
     from pybuild.cli.run_image import open_image
 
-    return open_image(root, ref)
+    img = open_image(root, ref, private_dir)
+    return img.config, img.lower_dirs, img.ref, img.image_id
 
 
 @click.command(
@@ -127,6 +129,7 @@ def run(ctx: click.Context, remove, interactive, tty, env, env_file, workdir, us
         pids_limit, runtime, name, is_rootfs, image, command) -> int:
     """Run a command in a new container."""
     from pybuild.runtime import BUILTIN, Container, ImageConfig, RunOptions, reap_stale
+    from pybuild.runtime.container import new_id
     from pybuild.runtime.linux import bounding_set
 
     if tty and interactive and not os.isatty(0):
@@ -146,14 +149,21 @@ def run(ctx: click.Context, remove, interactive, tty, env, env_file, workdir, us
     limits = parse_limits(memory, memory_swap, cpus, pids_limit)
     containers = os.path.join(root, "containers")
     reap_stale(containers)
-    config, lower_dirs, ref = _open_image(root, image, is_rootfs)
+    container_id = new_id()
+    private = os.path.join(containers, container_id, "layers")
+    try:
+        config, lower_dirs, ref, image_id = _open_image(root, image, is_rootfs, private)
+    except BaseException:
+        shutil.rmtree(os.path.join(containers, container_id), ignore_errors=True)
+        raise
     options = RunOptions(
         args=tuple(command), entrypoint=entrypoint, env=tuple(env_items), workdir=workdir,
         user=user, hostname=hostname, network=network, tty=tty, interactive=interactive,
         binds=binds, privileged=privileged, readonly_rootfs=read_only, limits=limits)
     container = Container.create(
         containers, image=ImageConfig.from_oci(config), lower_dirs=lower_dirs,
-        options=options, image_ref=ref, name=name, remove=remove,
+        options=options, image_ref=ref, image_id=image_id, name=name, remove=remove,
+        container_id=container_id,
         runtime=BUILTIN if runtime in ("", BUILTIN) else runtime,
         all_capabilities=bounding_set() if privileged else ())
     return container.run()

@@ -95,14 +95,17 @@ class Container:
     # ---- creation
     @classmethod
     def create(cls, containers_dir: str, *, image: ImageConfig, lower_dirs: Sequence[str],
-               options: RunOptions, image_ref: str = "", name: str | None = None,
-               remove: bool = False, runtime: str = BUILTIN,
-               all_capabilities: Sequence[str] = ()) -> Container:
+               options: RunOptions, image_ref: str = "", image_id: str = "",
+               name: str | None = None, remove: bool = False, runtime: str = BUILTIN,
+               all_capabilities: Sequence[str] = (), container_id: str | None = None
+               ) -> Container:
+        """`container_id`: an id chosen beforehand (its directory may already hold the
+        image's private layers); by default a fresh one."""
         if not lower_dirs:
             raise ContainerError("the image has no layers to run")
-        c = cls(containers_dir, new_id())
+        c = cls(containers_dir, container_id or new_id())
         os.makedirs(containers_dir, 0o700, exist_ok=True)
-        os.mkdir(c.dir, 0o700)
+        os.makedirs(c.dir, 0o700, exist_ok=container_id is not None)
         try:
             if name:
                 reserve_name(containers_dir, name, c.id)
@@ -126,7 +129,7 @@ class Container:
                               etc_files=etc, all_capabilities=all_capabilities)
             _write_json(os.path.join(c.dir, "config.json"), spec)
             c._save({
-                "id": c.id, "name": name or "", "image": image_ref,
+                "id": c.id, "name": name or "", "image": image_ref, "image_id": image_id,
                 "created": time.time(), "status": "created", "exit_code": None,
                 "runtime": runtime, "remove": remove, "lower_dirs": list(lower_dirs),
                 "stdin_null": not options.interactive,
