@@ -26,7 +26,7 @@ COMMANDS: dict[str, str] = {
     # runtime, foreground run (issue 4): pybuild.cli.run
     "run": "pybuild.cli.run:run",
     # registry (issue 6): pybuild.cli.registry
-    # "pull" is wired once pybuild.image.layers (the store's tar applier) lands
+    "pull": "pybuild.cli.registry:pull_command",
     "push": "pybuild.cli.registry:push_command",
     "login": "pybuild.cli.registry:login_command",
     "logout": "pybuild.cli.registry:logout_command",
