@@ -89,3 +89,11 @@ class CommandNotFound(ContainerError):
 
 class CommandNotExecutable(ContainerError):
     exit_code = 126
+
+
+class NetworkError(PybuildError):
+    """A network that is missing, in use, overlapping, or that the kernel refused."""
+
+    def __init__(self, message: str, network: str | None = None):
+        self.network = network
+        super().__init__(message)

@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "search": "pybuild.cli.registry:search_command",
     "manifest": "pybuild.cli.registry:manifest_group",
     # container lifecycle, networks, volumes (issue 7): pybuild.cli.containers, ...
+    "network": "pybuild.cli.network:network_group",
 }
 
 

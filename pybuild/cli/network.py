@@ -1,0 +1,225 @@
+"""`pyrun network create|ls|rm|inspect|prune`, with Docker's flags, columns and exit codes
+(network verbs exit 1 on a daemon-side error). `connect`/`disconnect` need containers: the
+library has them (pybuild.runtime.network.attach/detach); the verbs come with issue 7."""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import json
+import re
+import sys
+
+import click
+
+from pybuild.cli.common import store_root
+from pybuild.errors import NetworkError, PybuildError
+
+
+def _store(ctx: click.Context):
+    from pybuild.runtime.netstore import NetworkStore
+
+    return NetworkStore(store_root((ctx.find_root().obj or {}).get("root")))
+
+
+def _exit_1(fn):
+    """Docker's network verbs report engine errors with exit status 1, not 125."""
+
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        try:
+            return fn(*a, **kw)
+        except NetworkError as e:
+            e.exit_code = 1
+            raise
+
+    return wrapper
+
+
+def _created_at(created: str) -> str:
+    """Go's time.String(): `2024-05-01 10:00:00.123456 +0000 UTC`."""
+    t = datetime.datetime.fromisoformat(created.replace("Z", "+00:00"))
+    return t.strftime("%Y-%m-%d %H:%M:%S.%f +0000 UTC")
+
+
+def inspect_json(net) -> dict:
+    """`docker network inspect`'s shape for one network."""
+    prefix = f"/{net.prefixlen}" if net.subnet else ""
+    return {
+        "Name": net.name,
+        "Id": net.id,
+        "Created": net.created,
+        "Scope": "local",
+        "Driver": net.driver,
+        "EnableIPv6": False,
+        "IPAM": {
+            "Driver": "default",
+            "Options": None if net.builtin else {},
+            "Config": [{"Subnet": net.subnet, "Gateway": net.gateway}] if net.subnet else [],
+        },
+        "Internal": False,
+        "Attachable": False,
+        "Ingress": False,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": False,
+        "Containers": {
+            cid: {"Name": ep.name, "EndpointID": ep.endpoint_id, "MacAddress": ep.mac,
+                  "IPv4Address": f"{ep.ipv4}{prefix}", "IPv6Address": ""}
+            for cid, ep in sorted(net.endpoints.items())
+        },
+        "Options": {"com.docker.network.bridge.name": net.bridge} if net.bridge else {},
+        "Labels": dict(net.labels),
+    }
+
+
+_TEMPLATE = re.compile(r"\{\{\s*(json\s+)?((?:\.[A-Za-z0-9_]+)+|\.)\s*\}\}")
+
+
+def render_inspect(template: str, obj: dict) -> str:
+    """The {{.Path.To.Field}} / {{json .X}} subset of Go templates, over the inspect object."""
+
+    def sub(m: re.Match[str]) -> str:
+        value: object = obj
+        for part in [p for p in m.group(2).split(".") if p]:
+            if not isinstance(value, dict) or part not in value:
+                raise click.UsageError(
+                    f'template parsing error: can\'t evaluate field {part}')
+            value = value[part]
+        if m.group(1) or isinstance(value, dict | list):
+            return json.dumps(value, separators=(",", ":"))
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
+
+    return _TEMPLATE.sub(sub, template.replace("\\n", "\n").replace("\\t", "\t"))
+
+
+@click.group("network")
+def network_group():
+    """Manage networks."""
+
+
+@network_group.command("create")
+@click.option("-d", "--driver", default="bridge", show_default=True,
+              help="Driver to manage the Network")
+@click.option("--subnet", help="Subnet in CIDR format that represents a network segment")
+@click.option("--gateway", help="IPv4 Gateway for the master subnet")
+@click.option("--label", "labels", multiple=True, help="Set metadata on a network")
+@click.argument("name")
+@click.pass_context
+@_exit_1
+def create_cmd(ctx, driver, subnet, gateway, labels, name):
+    """Create a network."""
+    from pybuild.runtime import network
+
+    parsed = {}
+    for label in labels:
+        key, _, value = label.partition("=")
+        parsed[key] = value
+    net = network.create_network(_store(ctx), name, subnet=subnet, gateway=gateway,
+                                 driver=driver, labels=parsed)
+    click.echo(net.id)
+
+
+@network_group.command("ls")
+@click.option("-q", "--quiet", is_flag=True, help="Only display network IDs")
+@click.option("--no-trunc", is_flag=True, help="Do not truncate the output")
+@click.option("--format", "fmt", help="Format output using a Go-like template")
+@click.pass_context
+@_exit_1
+def ls_cmd(ctx, quiet, no_trunc, fmt):
+    """List networks."""
+    from pybuild.cli.images_fmt import format_rows, table
+    from pybuild.runtime import ipam
+
+    store = _store(ctx)
+    store.ensure_builtins(ipam.host_routes())
+    nets = sorted(store.list(), key=lambda n: n.name)
+    rows = [{"ID": n.id if no_trunc else n.id[:12], "Name": n.name, "Driver": n.driver,
+             "Scope": "local", "IPv6": "false", "Internal": "false",
+             "Labels": ",".join(f"{k}={v}" for k, v in sorted(n.labels.items())),
+             "CreatedAt": _created_at(n.created)} for n in nets]
+    if quiet:
+        for r in rows:
+            click.echo(r["ID"])
+        return
+    if fmt:
+        headers = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE",
+                   "IPv6": "IPV6", "Internal": "INTERNAL", "Labels": "LABELS",
+                   "CreatedAt": "CREATED"}
+        try:
+            out = format_rows(fmt, rows, headers)
+        except ValueError as e:
+            raise click.UsageError(str(e)) from None
+        if out:
+            click.echo(out)
+        return
+    click.echo(table(["NETWORK ID", "NAME", "DRIVER", "SCOPE"],
+                     [[r["ID"], r["Name"], r["Driver"], r["Scope"]] for r in rows]))
+
+
+@network_group.command("inspect")
+@click.option("-f", "--format", "fmt", help="Format the output using the given Go template")
+@click.argument("refs", nargs=-1, required=True)
+@click.pass_context
+def inspect_cmd(ctx, fmt, refs):
+    """Display detailed information on one or more networks."""
+    from pybuild.runtime import ipam
+
+    store = _store(ctx)
+    store.ensure_builtins(ipam.host_routes())
+    found, rc = [], 0
+    for ref in refs:
+        try:
+            found.append(inspect_json(store.get(ref)))
+        except PybuildError as e:
+            print(f"error: {e}", file=sys.stderr)
+            rc = 1
+    if fmt:
+        for obj in found:
+            click.echo(render_inspect(fmt, obj))
+    else:
+        click.echo(json.dumps(found, indent=4))
+    return rc
+
+
+@network_group.command("rm")
+@click.option("-f", "--force", is_flag=True, help="Do not error if the network does not exist")
+@click.argument("refs", nargs=-1, required=True)
+@click.pass_context
+def rm_cmd(ctx, force, refs):
+    """Remove one or more networks."""
+    from pybuild.runtime import network
+
+    store, rc = _store(ctx), 0
+    for ref in refs:
+        try:
+            network.remove_network(store, ref)
+            click.echo(ref)
+        except NetworkError as e:
+            if force and str(e).endswith("not found"):
+                continue
+            print(f"error: {e}", file=sys.stderr)
+            rc = 1
+    return rc
+
+
+@network_group.command("prune")
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
+@click.pass_context
+@_exit_1
+def prune_cmd(ctx, force):
+    """Remove all unused networks."""
+    from pybuild.runtime import network
+
+    if not force:
+        click.echo("WARNING! This will remove all custom networks not used by at least one "
+                   "container.\nAre you sure you want to continue? [y/N] ", nl=False)
+        answer = sys.stdin.readline().strip().lower()
+        if answer not in ("y", "yes"):
+            return 0
+    removed = network.prune_networks(_store(ctx))
+    if removed:
+        click.echo("Deleted Networks:")
+        for net in removed:
+            click.echo(net.name)

@@ -1,0 +1,61 @@
+"""Fixtures for network and cgroup tests: uniquely named network namespaces, a network
+store whose default bridge device has a unique name, and leak checks when a test ends."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+
+import pytest
+
+
+def _links() -> set[str]:
+    return set(os.listdir("/sys/class/net"))
+
+
+@pytest.fixture
+def netns_factory():
+    """make() -> the name of a fresh network namespace under /run/netns (deleted afterwards)."""
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"pbt-{secrets.token_hex(4)}"
+        subprocess.run(["ip", "netns", "add", name], check=True)
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+        assert not os.path.exists(f"/run/netns/{name}"), f"netns {name} leaked"
+
+
+@pytest.fixture
+def net_store(tmp_path):
+    """A NetworkStore in tmp_path; afterwards every network it made (and the default bridge's
+    device, NAT rules) is gone, and no link it created is left on the host."""
+    from pybuild.runtime import nat, network
+    from pybuild.runtime.netstore import NetworkStore
+
+    before = _links()
+    store = NetworkStore(str(tmp_path / "store"), default_bridge=f"pbt{secrets.token_hex(4)}")
+    yield store
+    for net in store.list():
+        for cid in list(net.endpoints):
+            network.detach(store, net.id, cid)
+        if net.name == "bridge":
+            nat.remove(net.id, net.subnet, net.bridge)
+            network.delete_link(net.bridge)
+        elif not net.builtin:
+            network.remove_network(store, net.id)
+        assert nat.present(net.id) == [], f"iptables rules of {net.name} leaked"
+    leaked = _links() - before
+    assert not leaked, f"links leaked: {leaked}"
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
