@@ -43,7 +43,6 @@ def open_image(root: str, ref: str, private_dir: str) -> OpenedImage:
 
 
 def _snapshots(root: str, images, diff_ids: list[str]) -> list[str]:
-    from pybuild.image import layers
     from pybuild.image.store import Store, chain_ids
 
     store = Store(root)
@@ -52,6 +51,8 @@ def _snapshots(root: str, images, diff_ids: list[str]) -> list[str]:
         parent = None
         for diff_id, cid in zip(diff_ids, cids, strict=True):
             if store.snapshot(cid) is None:
+                from pybuild.image import layers  # compression libraries: only when unpacking
+
                 with images.open_layer_tar(diff_id) as tar:
                     layers.unpack_layer(store, parent, tar, expected_diff_id=diff_id,
                                         keep_blob=False)

@@ -39,12 +39,16 @@ def process_start(pid: int) -> str | None:
         return None
 
 
-def _write_json(path: str, data: dict) -> None:
+def _write_json(path: str, data: dict, durable: bool = True) -> None:
+    """Temp file + rename: readers never see half a file. `durable=False` skips the fsync for
+    run-time status (running, pid): after a power loss no process or mount survives anyway,
+    and a kill -9 does not lose written pages."""
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
         json.dump(data, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
     os.rename(tmp, path)
 
 
@@ -89,8 +93,8 @@ class Container:
         with open(self.state_path) as f:
             return json.load(f)
 
-    def _save(self, state: dict) -> None:
-        _write_json(self.state_path, state)
+    def _save(self, state: dict, durable: bool = False) -> None:
+        _write_json(self.state_path, state, durable)
 
     # ---- creation
     @classmethod
@@ -135,7 +139,7 @@ class Container:
                 "stdin_null": not options.interactive,
                 "stubs": mount_stubs(spec, rootfs.layers()),
                 "owner": None, "pid": None,
-            })
+            }, durable=True)
         except BaseException:
             c.remove()
             raise
@@ -184,12 +188,19 @@ class Container:
             cgroup = Cgroup.create(self.id, limits)
             state["cgroup"] = {"version": cgroup.version, "paths": cgroup.paths}
             self._save(state)
-        try:
-            proc = sandbox.spawn(spec, rootfs, stdin_null=state["stdin_null"])
-        except BaseException:
-            if cgroup is not None:
-                cgroup.remove()
-            raise
+        with stdio.forward_signals() as forwarder:
+            try:
+                proc = sandbox.spawn(spec, rootfs, stdin_null=state["stdin_null"])
+            except BaseException:
+                if cgroup is not None:
+                    cgroup.remove()
+                raise
+            forwarder.target = proc.kill
+            return self._attach(proc, spec, state, cgroup)
+
+    def _attach(self, proc, spec: dict, state: dict, cgroup) -> int:
+        from pybuild.runtime import stdio
+
         master = None
         try:
             if cgroup is not None:
@@ -199,12 +210,11 @@ class Container:
                 if master is not None:
                     stdio.copy_winsize(master)
             self._record_pid(state, proc.pid)
-            with stdio.forward_signals(proc.kill):
-                proc.go()
-                if master is not None:
-                    fd, master = master, None
-                    stdio.pump_pty(fd, not state["stdin_null"])
-                code = proc.wait()
+            proc.go()
+            if master is not None:
+                fd, master = master, None
+                stdio.pump_pty(fd, not state["stdin_null"])
+            code = proc.wait()
             if cgroup is not None and code == 137 and cgroup.oom_killed():
                 state["oom_killed"] = True
             return code
@@ -228,7 +238,7 @@ class Container:
         remove_stubs(os.path.join(self.dir, "upper"), state.get("stubs", ()))
         state.update(status="exited", exit_code=code if code is not None else 125,
                      finished=time.time(), owner=None, pid=None)
-        self._save(state)
+        self._save(state, durable=True)
 
     def remove(self) -> None:
         from pybuild.runtime.oci import unmount_tree

@@ -82,19 +82,27 @@ def run_bundle(name: str, spec: dict, rootfs: Rootfs, container_id: str, state_r
     try:
         cmd = [binary, "--root", state_root, "--log", log_path, "--log-format", "json",
                "run", "--bundle", bundle, container_id]
-        proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL if stdin_null else None, start_new_session=True)
-        if on_start is not None:
-            on_start(proc.pid)
-        def send(sig: int) -> None:
-            if sig == signal.SIGKILL:  # killing runc itself would orphan the container
-                subprocess.run([binary, "--root", state_root, "kill", container_id, "KILL"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-            else:
-                _send(proc, sig)
+        with forward_signals() as forwarder:
+            proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL if stdin_null else None, start_new_session=True)
 
-        with forward_signals(send):
-            code = proc.wait()
+            def send(sig: int) -> None:
+                if sig == signal.SIGKILL:  # killing runc itself would orphan the container
+                    subprocess.run([binary, "--root", state_root, "kill", container_id, "KILL"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   check=False)
+                else:
+                    _send(proc, sig)
+
+            forwarder.target = send
+            try:
+                if on_start is not None:
+                    on_start(proc.pid)
+                code = proc.wait()
+            except BaseException:
+                send(signal.SIGKILL)
+                proc.wait()
+                raise
         if code < 0:
             code = 128 - code
         errors = _log_errors(log_path)

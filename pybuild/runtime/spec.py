@@ -7,10 +7,13 @@ from __future__ import annotations
 import resource
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pybuild.errors import ContainerError
-from pybuild.runtime.cgroups import Limits, cpu_quota
 from pybuild.runtime.identity import Identity
+
+if TYPE_CHECKING:  # cgroups is imported only when limits are asked for
+    from pybuild.runtime.cgroups import Limits
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -155,6 +158,8 @@ def resources(limits: Limits | None) -> dict:
         if swap is not None:
             res["memory"]["swap"] = swap
     if limits.cpus is not None:
+        from pybuild.runtime.cgroups import cpu_quota
+
         quota, period = cpu_quota(limits.cpus)
         res["cpu"] = {"quota": quota, "period": period}
     if limits.pids is not None:
@@ -168,6 +173,8 @@ def limits_of(spec: dict) -> Limits | None:
     memory, cpu, pids = res.get("memory", {}), res.get("cpu", {}), res.get("pids", {})
     if not (memory or cpu or pids):
         return None
+    from pybuild.runtime.cgroups import Limits
+
     cpus = None
     if cpu.get("quota") and cpu.get("period"):
         cpus = cpu["quota"] / cpu["period"]

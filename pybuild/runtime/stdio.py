@@ -16,26 +16,37 @@ _TIOCGWINSZ = 0x5413
 _TIOCSWINSZ = 0x5414
 
 
-@contextlib.contextmanager
-def forward_signals(send: Callable[[int], None]) -> Iterator[None]:
-    """Pass the signals pyrun gets on to the container. A pid 1 without a handler ignores
-    SIGINT (as in Docker), so a second Ctrl-C kills the container instead."""
-    interrupts = 0
+class SignalForwarder:
+    """Where proxied signals go; until `target` is set they act as usual (abort pyrun)."""
 
-    def handler(sig: int, _frame) -> None:
-        nonlocal interrupts
+    def __init__(self) -> None:
+        self.target: Callable[[int], None] | None = None
+        self.interrupts = 0
+
+    def __call__(self, sig: int, _frame) -> None:
+        if self.target is None:
+            if sig == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise SystemExit(128 + sig)
         if sig == signal.SIGINT:
-            interrupts += 1
-            if interrupts >= 2:
-                send(signal.SIGKILL)
+            self.interrupts += 1
+            if self.interrupts >= 2:
+                self.target(signal.SIGKILL)
                 return
-        send(sig)
+        self.target(sig)
 
+
+@contextlib.contextmanager
+def forward_signals(send: Callable[[int], None] | None = None) -> Iterator[SignalForwarder]:
+    """Pass the signals pyrun gets on to the container (set `.target` once it exists). A
+    pid 1 without a handler ignores SIGINT (as in Docker), so a second Ctrl-C kills it."""
+    forwarder = SignalForwarder()
+    forwarder.target = send
     saved = {}
     for sig in PROXIED:
-        saved[sig] = signal.signal(sig, handler)
+        saved[sig] = signal.signal(sig, forwarder)
     try:
-        yield
+        yield forwarder
     finally:
         for sig, old in saved.items():
             signal.signal(sig, old)

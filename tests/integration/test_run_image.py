@@ -21,13 +21,13 @@ def pyrun(root, *args, input=None):
                           stdin=None if input is not None else subprocess.DEVNULL)
 
 
-def test_run_busybox_from_the_store(image_store):
-    before = mount_points(), child_pids()
+def test_run_busybox_from_the_store(image_store, tmp_path):
+    before = mount_points(tmp_path.parent), child_pids()
     res = pyrun(image_store, "run", "--rm", "busybox", "sh", "-c", "echo hi; echo $PATH; ls /bin/sh")
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["hi", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                                   "/bin/sh"]
-    assert (mount_points(), child_pids()) == before
+    assert (mount_points(tmp_path.parent), child_pids()) == before
     assert [e for e in os.listdir(os.path.join(image_store, "containers")) if len(e) == 64] == []
 
 

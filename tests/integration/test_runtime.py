@@ -40,13 +40,13 @@ def pyrun(tmp_path, busybox_rootfs):
     store = tmp_path / "store"
 
     def run(*args, flags=(), input=None, timeout=60, check_clean=True):
-        before_mounts, before_pids = mount_points(), child_pids()
+        before_mounts, before_pids = mount_points(tmp_path.parent), child_pids()
         cmd = pyrun_argv(busybox_rootfs, *flags, *args)
         env = {**os.environ, "PYBUILD_ROOT": str(store)}
         res = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout,
                              env=env, stdin=None if input is not None else subprocess.DEVNULL)
         if check_clean:
-            assert mount_points() == before_mounts
+            assert mount_points(tmp_path.parent) == before_mounts
             assert child_pids() == before_pids
         return res
 
@@ -211,13 +211,13 @@ def started(pyrun, busybox_rootfs):
             p.wait()
 
 
-def test_killed_by_signal_gives_128_plus_n(pyrun, started):
-    before = mount_points()
+def test_killed_by_signal_gives_128_plus_n(pyrun, started, tmp_path):
+    before = mount_points(tmp_path.parent)
     p = started("sleep", "100", flags=("--rm",))
     _cid, state = _wait_running(pyrun.store)
     os.kill(state["pid"], signal.SIGKILL)
     assert p.wait(timeout=20) == 137
-    assert containers(pyrun.store) == [] and mount_points() == before
+    assert containers(pyrun.store) == [] and mount_points(tmp_path.parent) == before
 
 
 def test_sigterm_is_forwarded(pyrun, started):
@@ -229,8 +229,8 @@ def test_sigterm_is_forwarded(pyrun, started):
     assert p.returncode == 3 and "got-term" in out
 
 
-def test_ctrl_c_twice_kills_and_leaves_nothing(pyrun, started):
-    before_mounts, before_pids = mount_points(), child_pids()
+def test_ctrl_c_twice_kills_and_leaves_nothing(pyrun, started, tmp_path):
+    before_mounts, before_pids = mount_points(tmp_path.parent), child_pids()
     p = started("sleep", "100", flags=("--rm",))
     _cid, state = _wait_running(pyrun.store)
     p.send_signal(signal.SIGINT)  # pid 1 without a handler ignores it, as in Docker
@@ -239,11 +239,11 @@ def test_ctrl_c_twice_kills_and_leaves_nothing(pyrun, started):
     p.send_signal(signal.SIGINT)
     assert p.wait(timeout=20) == 137
     assert containers(pyrun.store) == []
-    assert mount_points() == before_mounts and child_pids() == before_pids
+    assert mount_points(tmp_path.parent) == before_mounts and child_pids() == before_pids
 
 
-def test_kill_9_of_pyrun_is_cleaned_up(pyrun, started):
-    before_mounts = mount_points()
+def test_kill_9_of_pyrun_is_cleaned_up(pyrun, started, tmp_path):
+    before_mounts = mount_points(tmp_path.parent)
     p = started("sleep", "100", flags=("--rm",))
     cid, state = _wait_running(pyrun.store)
     os.kill(p.pid, signal.SIGKILL)
@@ -256,7 +256,7 @@ def test_kill_9_of_pyrun_is_cleaned_up(pyrun, started):
     res = pyrun("--rm", "true")
     assert res.returncode == 0, res.stderr
     assert containers(pyrun.store) == []
-    assert mount_points() == before_mounts
+    assert mount_points(tmp_path.parent) == before_mounts
 
 
 def test_stdin_only_with_i(pyrun):
@@ -333,7 +333,7 @@ def test_run_step_api_for_the_builder(busybox_rootfs, tmp_path):
     upper.mkdir()
     work.mkdir()
     out = tmp_path / "out"
-    before = mount_points()
+    before = mount_points(tmp_path.parent)
     with open(out, "wb") as f:
         code = run_step(lower_dirs=[str(busybox_rootfs)], upper_dir=str(upper),
                         work_dir=str(work), scratch_dir=str(tmp_path / "scratch"),
@@ -342,7 +342,7 @@ def test_run_step_api_for_the_builder(busybox_rootfs, tmp_path):
     assert code == 0
     assert out.read_text().split() == ["bar", "buildkitsandbox", "/srv"]
     assert sorted(os.listdir(upper)) == ["made", "srv"]
-    assert mount_points() == before
+    assert mount_points(tmp_path.parent) == before
     with pytest.raises(CommandNotFound):
         run_step(lower_dirs=[str(busybox_rootfs)], upper_dir=str(upper), work_dir=str(work),
                  scratch_dir=str(tmp_path / "scratch"), argv=["nope"])
@@ -369,3 +369,24 @@ def test_pids_limit(pyrun):
     res = pyrun("--rm", "--pids-limit", "20", "sh", "-c",
                 "for i in 1 2 3 4 5 6; do sleep 0.1 & done; wait")
     assert res.returncode == 0 and res.stderr == ""
+
+
+@pytest.mark.skipif(not shutil.which("runc"), reason="runc is not installed")
+def test_kill_9_of_pyrun_with_runc_is_cleaned_up_by_the_next_pyrun(pyrun, started, tmp_path):
+    before_mounts = mount_points(tmp_path.parent)
+    p = started("sleep", "100", flags=("--rm", "--runtime", "runc"))
+    cid, state = _wait_running(pyrun.store)
+    deadline = time.monotonic() + 10
+    while "rootfs" not in str(mount_points(tmp_path.parent)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    res = pyrun("--rm", "true", check_clean=False)
+    assert res.returncode == 0, res.stderr
+    assert containers(pyrun.store) == []
+    assert mount_points(tmp_path.parent) == before_mounts
+    assert not os.path.exists(pyrun.store / "containers" / ".runtime" / cid)
+    deadline = time.monotonic() + 10  # runc was killed; its new parent (init) reaps it
+    while os.path.exists(f"/proc/{state['pid']}") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not os.path.exists(f"/proc/{state['pid']}")

@@ -59,9 +59,13 @@ def make_busybox_rootfs(dest: str | os.PathLike) -> pathlib.Path:
     return root
 
 
-def mount_points() -> set[str]:
+def mount_points(under: str | os.PathLike) -> set[str]:
+    """Mount points at or below `under` (a test's own tmp dir: other tests running at the
+    same time may mount elsewhere in the host's namespace)."""
+    prefix = str(under).rstrip("/")
     with open("/proc/self/mountinfo") as f:
-        return {line.split()[4] for line in f}
+        points = {line.split()[4] for line in f}
+    return {p for p in points if p == prefix or p.startswith(prefix + "/")}
 
 
 def child_pids() -> set[int]:
