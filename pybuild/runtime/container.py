@@ -136,7 +136,7 @@ class Container:
                 "id": c.id, "name": name or "", "image": image_ref, "image_id": image_id,
                 "created": time.time(), "status": "created", "exit_code": None,
                 "runtime": runtime, "remove": remove, "lower_dirs": list(lower_dirs),
-                "stdin_null": not options.interactive,
+                "stdin_null": not options.interactive, "privileged": options.privileged,
                 "stubs": mount_stubs(spec, rootfs.layers()),
                 "owner": None, "pid": None,
             }, durable=True)
@@ -188,23 +188,35 @@ class Container:
             cgroup = Cgroup.create(self.id, limits)
             state["cgroup"] = {"version": cgroup.version, "paths": cgroup.paths}
             self._save(state)
+        devices_cg = None
+        if not state.get("privileged"):
+            from pybuild.runtime import devices
+
+            devices_cg = devices.create(self.id)
+            state["devices_cgroup"] = devices_cg
+            self._save(state)
         with stdio.forward_signals() as forwarder:
             try:
                 proc = sandbox.spawn(spec, rootfs, stdin_null=state["stdin_null"])
             except BaseException:
                 if cgroup is not None:
                     cgroup.remove()
+                if devices_cg is not None:
+                    devices.remove(devices_cg)
                 raise
             forwarder.target = proc.kill
-            return self._attach(proc, spec, state, cgroup)
+            return self._attach(proc, spec, state, cgroup, devices_cg)
 
-    def _attach(self, proc, spec: dict, state: dict, cgroup) -> int:
-        from pybuild.runtime import stdio
+    def _attach(self, proc, spec: dict, state: dict, cgroup, devices_cg: str | None) -> int:
+        from pybuild.runtime import devices, stdio
 
         master = None
         try:
+            # before the command starts: its first fork is limited, no device is reachable
+            if devices_cg is not None:
+                devices.add(devices_cg, proc.pid)
             if cgroup is not None:
-                cgroup.add(proc.pid)  # before the command starts: its first fork is limited
+                cgroup.add(proc.pid)
             if spec["process"].get("terminal"):
                 master = proc.receive_console()
                 if master is not None:
@@ -227,6 +239,8 @@ class Container:
                 os.close(master)
             if cgroup is not None:
                 cgroup.remove()
+            if devices_cg is not None:
+                devices.remove(devices_cg)
 
     def _finish(self, state: dict, code: int | None) -> None:
         from pybuild.runtime.oci import unmount_tree
@@ -336,6 +350,13 @@ def reap_stale(containers_dir: str) -> list[str]:
                 cg.kill_all()
                 cg.remove()
             except (ContainerError, OSError):
+                pass
+        if state.get("devices_cgroup"):
+            from pybuild.runtime import devices
+
+            try:
+                devices.remove(state["devices_cgroup"], timeout=1.0)
+            except OSError:
                 pass
         c._finish(state, 137)
         cleaned.append(c.id)

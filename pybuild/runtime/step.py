@@ -56,16 +56,22 @@ def run_step(
     stubs = mount_stubs(spec, layers)
     try:
         if runtime == "builtin":
-            from pybuild.runtime import sandbox
+            from pybuild.runtime import devices, sandbox
 
-            proc = sandbox.spawn(spec, rootfs, stdin_null=True, stdio=(None, stdout, stderr))
+            devices_cg = devices.create(f"step-{new_id()[:32]}")
             try:
-                proc.go()
-                return proc.wait()
-            except BaseException:
-                proc.kill()
-                proc.wait()
-                raise
+                proc = sandbox.spawn(spec, rootfs, stdin_null=True, stdio=(None, stdout, stderr))
+                try:
+                    if devices_cg is not None:
+                        devices.add(devices_cg, proc.pid)
+                    proc.go()
+                    return proc.wait()
+                except BaseException:
+                    proc.kill()
+                    proc.wait()
+                    raise
+            finally:
+                devices.remove(devices_cg)
         from pybuild.runtime import oci
 
         return oci.run_bundle(runtime, spec, rootfs, new_id(),

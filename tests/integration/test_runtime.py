@@ -257,6 +257,8 @@ def test_kill_9_of_pyrun_is_cleaned_up(pyrun, started, tmp_path):
     assert res.returncode == 0, res.stderr
     assert containers(pyrun.store) == []
     assert mount_points(tmp_path.parent) == before_mounts
+    if state.get("devices_cgroup"):
+        assert not os.path.exists(state["devices_cgroup"])
 
 
 def test_stdin_only_with_i(pyrun):

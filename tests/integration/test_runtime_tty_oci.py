@@ -64,7 +64,11 @@ PROBE = (
     "grep -E '^(Cap|NoNewPrivs)' /proc/self/status; "
     "awk '{for(i=7;i<=NF;i++) if($i==\"-\") {print $5, $6, $(i+1); break}}' /proc/self/mountinfo; "
     "ls -ln /dev | awk '{print $1, $3, $4, $5, $6, $NF}'; ls /sys/class/net; "
-    "cat /etc/hosts /etc/resolv.conf; echo data > /data/f && cat /data/f"
+    "cat /etc/hosts /etc/resolv.conf; echo data > /data/f && cat /data/f; "
+    # the devices cgroup: a node for /dev/kmsg (c 1:11, not in runc's list) can be made but
+    # not opened; /dev/zero can
+    "mknod /tmp/kmsg c 1 11 && ( exec 3</tmp/kmsg ) 2>/dev/null && echo kmsg-open "
+    "|| echo kmsg-denied; head -c1 /dev/zero | wc -c"
 )
 
 
@@ -85,6 +89,7 @@ def test_builtin_and_runc_see_the_same_container(busybox_rootfs, tmp_path):
         outputs[runtime] = res.stdout
     assert "uid=0(root) gid=0(root)" in outputs["builtin"]
     assert "/dev/mqueue" in outputs["builtin"] and "CapBnd:\t00000000a80425fb" in outputs["builtin"]
+    assert "kmsg-denied" in outputs["builtin"]
     assert outputs["builtin"] == outputs["runc"]
 
 
@@ -103,3 +108,17 @@ def test_crun_failure_is_explained(busybox_rootfs, tmp_path):
         assert "hybrid" in res.stderr and "use --runtime runc" in res.stderr
     assert mount_points(tmp_path.parent) == before
     assert [e for e in os.listdir(tmp_path / "containers") if len(e) == 64] == []
+
+
+def test_privileged_reaches_devices_unprivileged_does_not(busybox_rootfs, tmp_path):
+    if not os.path.exists("/dev/kmsg"):
+        pytest.skip("no /dev/kmsg on this host")
+    probe = ("mknod /tmp/kmsg c 1 11 && ( exec 3</tmp/kmsg ) 2>/dev/null && echo open "
+             "|| echo denied")
+    seen = []
+    for flags in ((), ("--privileged",)):
+        res = subprocess.run(pyrun_argv(busybox_rootfs, "--rm", *flags, "sh", "-c", probe),
+                             env={**os.environ, "PYBUILD_ROOT": str(tmp_path)},
+                             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        seen.append(res.stdout.strip())
+    assert seen == ["denied", "open"]
