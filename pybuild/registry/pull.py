@@ -170,16 +170,19 @@ class _Pull:
                     writer = self.store.blob_writer(expected=desc.digest, size=desc.size)
                     raw = ChunkReader(self.client.blob_chunks(
                         self.repo, desc.digest, desc.size,
-                        self._counter(sid, ev.DOWNLOADING, desc.size)))
+                        self._counter(sid, ev.DOWNLOADING, desc.size), verify=False))
                 with raw:
                     try:
                         reader = DecompressReader(raw, raw_sink=writer)
                         tar = HashingReader(reader)
                         unpack(tar, f"{stage}/fs")  # reads to the end: all of the diff id
                     except ImageError:
-                        raw.drain()  # a bad download says so more precisely (digest check)
+                        # a bad download says so more precisely than a broken gzip stream
+                        raw.drain()
+                        self._check_download(writer, desc.digest)
                         raise
-                    raw.drain()  # the blob's end: the client's digest check runs there
+                    raw.drain()  # the blob's end: the client's size check runs there
+                self._check_download(writer, desc.digest)
                 if writer is not None:
                     self.events(ev.Progress(sid, ev.VERIFYING))
                     writer.commit()
@@ -202,6 +205,11 @@ class _Pull:
             self.events(ev.Progress(sid, ev.PULL_COMPLETE))
         finally:
             installed[i].set()
+
+    def _check_download(self, writer, digest: str) -> None:
+        """The digest of what came over the network (hashed once, by the blob writer)."""
+        if writer is not None and writer.digest() != digest:
+            raise self.client.digest_mismatch(digest, writer.digest())
 
     def _counter(self, sid: str, status: str, total: int):
         done = 0

@@ -266,3 +266,15 @@ def test_pull_what_skopeo_pushed(tmp_path, registry, pyrun_env, flags):
         assert open(path, "rb").read() == BASE["bin/tool"]
         want = "zstd" if "zstd" in flags else "gzip"
         assert [b.compression for b in s.layer_blobs(rec.diff_ids[0])] == [want]
+
+
+def test_pull_on_a_terminal_shows_bars(tmp_path, registry, pyrun_env):
+    import pexpect
+
+    seed(tmp_path, registry.host, "team/tty:1", [BASE, TOP])
+    child = pexpect.spawn(sys.executable, ["-m", "pybuild.cli.pyrun", "pull", f"{registry.host}/team/tty:1"],
+                          env=dict(os.environ, COLUMNS="120", TERM="xterm"), timeout=60, encoding="utf-8")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert "Pull complete" in child.before and "Status: Downloaded newer image" in child.before
