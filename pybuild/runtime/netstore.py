@@ -31,8 +31,9 @@ class Endpoint:
     name: str                     # the container's name (resolvable by peers)
     ipv4: str                     # address without prefix length
     mac: str
-    host_veth: str = ""           # host end of the veth pair (empty until attached)
-    ifname: str = ""              # name inside the container (eth0, eth1, ...)
+    host_veth: str = ""           # host end of the veth pair
+    ifname: str = ""              # name inside the container (eth0, eth1, ...): set on the
+                                  # Endpoint attach() returns, not kept in the record
     aliases: tuple[str, ...] = ()
     endpoint_id: str = ""
 
@@ -219,7 +220,7 @@ class NetworkStore:
     # --- endpoints (IPAM) --------------------------------------------------------------------
 
     def allocate(self, ref: str, container_id: str, name: str, *, aliases: Iterable[str] = (),
-                 ipv4: str | None = None) -> tuple[Network, Endpoint]:
+                 ipv4: str | None = None, host_veth: str = "") -> tuple[Network, Endpoint]:
         """Reserve an address on `ref` for a container (persisted before it is returned)."""
         with self.locked():
             net = self.get(ref)
@@ -232,16 +233,11 @@ class NetworkStore:
             addr = ipam.allocate(subnet, ipaddress.ip_address(net.gateway),
                                  [e.ipv4 for e in net.endpoints.values()], ipv4)
             ep = Endpoint(container_id, name, str(addr), ipam.mac_for(addr),
-                          aliases=tuple(aliases), endpoint_id=secrets.token_hex(32))
+                          host_veth=host_veth, aliases=tuple(aliases),
+                          endpoint_id=secrets.token_hex(32))
             net = replace(net, endpoints={**net.endpoints, container_id: ep})
             self._save(net)
             return net, ep
-
-    def update_endpoint(self, net_id: str, ep: Endpoint) -> None:
-        with self.locked():
-            net = self.get(net_id)
-            if ep.container_id in net.endpoints:
-                self._save(replace(net, endpoints={**net.endpoints, ep.container_id: ep}))
 
     def release(self, ref: str, container_id: str) -> Endpoint | None:
         """Give a container's address back; None if it had none on this network."""

@@ -75,24 +75,31 @@ def bridge_exists(name: str) -> bool:
     return os.path.exists(f"/sys/class/net/{name}")
 
 
-def ensure_bridge(net: Network) -> None:
-    """The network's bridge, with the gateway address, up. Call under `host_lock()`."""
+def ensure_bridge(net: Network, ipr=None) -> bool:
+    """The network's bridge, with the gateway address, up; True if it had to be made.
+    Call under `host_lock()`."""
     if net.driver != "bridge":
         raise NetworkError(f"network {net.name} has no bridge", net.name)
+    if ipr is None:
+        with _iproute() as own:
+            return ensure_bridge(net, own)
     subnet = ipaddress.ip_network(net.subnet)
-    with _iproute() as ipr:
+    made = False
+    idx = _lookup(ipr, net.bridge)
+    if idx is None:
+        clash = ipam.overlapping(subnet, _used_subnets())
+        if clash is not None:
+            raise NetworkError(f"subnet {subnet} of network {net.name} overlaps the host "
+                               f"route {clash}", net.name)
+        ipr.link("add", ifname=net.bridge, kind="bridge")
         idx = _lookup(ipr, net.bridge)
-        if idx is None:
-            clash = ipam.overlapping(subnet, _used_subnets())
-            if clash is not None:
-                raise NetworkError(f"subnet {subnet} of network {net.name} overlaps the host "
-                                   f"route {clash}", net.name)
-            ipr.link("add", ifname=net.bridge, kind="bridge")
-            idx = _lookup(ipr, net.bridge)
-        have = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=idx, family=socket.AF_INET)}
-        if net.gateway not in have:
-            ipr.addr("add", index=idx, address=net.gateway, prefixlen=subnet.prefixlen)
+        made = True
+    have = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=idx, family=socket.AF_INET)}
+    if net.gateway not in have:
+        ipr.addr("add", index=idx, address=net.gateway, prefixlen=subnet.prefixlen)
+    if made or not ipr.get_links(idx)[0]["flags"] & 1:  # IFF_UP
         ipr.link("set", index=idx, state="up")
+    return made
 
 
 def delete_link(name: str) -> None:
@@ -260,27 +267,32 @@ def attach(store: NetworkStore, ref: str, container_id: str, netns: int | str, *
 
 def _attach(store: NetworkStore, net: Network, container_id: str, fd: int, name: str,
             aliases: Iterable[str], ipv4: str | None) -> Endpoint:
-    net, ep = store.allocate(net.id, container_id, name or container_id[:12], aliases=aliases,
-                             ipv4=ipv4)
     host_veth = "veth" + secrets.token_hex(4)[:7]
     peer = "pbp" + secrets.token_hex(5)
+    allocated = False
     try:
-        with host_lock():
-            ensure_bridge(net)
-            nat.add(net.id, net.subnet, net.bridge)
         with _iproute() as ipr:
-            ipr.link("add", ifname=host_veth, kind="veth", peer=peer)
-            hidx, pidx = _lookup(ipr, host_veth), _lookup(ipr, peer)
-            ipr.link("set", index=hidx, master=_lookup(ipr, net.bridge), state="up")
-            ipr.link("set", index=pidx, net_ns_fd=fd)
+            # Under the host lock from allocation until the veth exists, so `_reap_stale`
+            # (same lock) never mistakes an attach in progress for a dead container.
+            with host_lock():
+                net, ep = store.allocate(net.id, container_id, name or container_id[:12],
+                                         aliases=aliases, ipv4=ipv4, host_veth=host_veth)
+                allocated = True
+                # Rules go with the bridge: made by create_network, or here when the default
+                # bridge (or one lost to a reboot) is first needed.
+                if ensure_bridge(net, ipr):
+                    nat.add(net.id, net.subnet, net.bridge)
+                ipr.link("add", ifname=host_veth, kind="veth", peer=peer)
+                hidx, pidx = _lookup(ipr, host_veth), _lookup(ipr, peer)
+                ipr.link("set", index=hidx, master=_lookup(ipr, net.bridge), state="up")
+                ipr.link("set", index=pidx, net_ns_fd=fd)
         ifname = _in_netns_fd(fd, lambda: _configure_inside(peer, ep, net))
-        ep = replace(ep, host_veth=host_veth, ifname=str(ifname))
-        store.update_endpoint(net.id, ep)
-        return ep
+        return replace(ep, ifname=str(ifname))
     except BaseException as e:
         with contextlib.suppress(Exception):
             delete_link(host_veth)
-        store.release(net.id, container_id)
+        if allocated:
+            store.release(net.id, container_id)
         if isinstance(e, NetworkError) or not isinstance(e, Exception):
             raise
         raise NetworkError(f"cannot attach to network {net.name}: {e}", net.name) from e

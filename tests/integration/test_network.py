@@ -118,7 +118,9 @@ def test_two_namespaces_on_a_user_network(net_store, netns_factory, servers):
 
     with pytest.raises(NetworkError, match="has active endpoints"):
         network.remove_network(net_store, "pbtnet")
-    assert network.detach(net_store, "pbtnet", "a" * 64) == ep1
+    gone = network.detach(net_store, "pbtnet", "a" * 64)
+    assert (gone.ipv4, gone.host_veth, gone.endpoint_id) == (ep1.ipv4, ep1.host_veth,
+                                                             ep1.endpoint_id)
     assert network.detach(net_store, "pbtnet", "a" * 64) is None  # idempotent
     assert not network.bridge_exists(ep1.host_veth)
     assert "eth0" not in _in_ns(ns1, "ip", "link").stdout
