@@ -265,6 +265,25 @@ def attach(store: NetworkStore, ref: str, container_id: str, netns: int | str, *
         os.close(fd)
 
 
+def _move_idle_default(store: NetworkStore, net: Network) -> None:
+    """The default network's subnet is chosen when its record is written, but its bridge is
+    made on first use; if something took that range meanwhile (another store's bridge, a
+    VPN), move the idle network to a free /16 instead of failing. Under `host_lock()`."""
+    if net.name != "bridge" or bridge_exists(net.bridge):
+        return
+    routes = _used_subnets()
+    if ipam.overlapping(ipaddress.ip_network(net.subnet), routes) is None:
+        return
+    with store.locked():
+        net = store.get(net.id)
+        if net.endpoints:
+            return
+        others = [ipaddress.ip_network(n.subnet) for n in store.list()
+                  if n.subnet and n.id != net.id]
+        subnet = ipam.pick_subnet(ipam.DEFAULT_BRIDGE_SUBNETS, routes + others)
+        store.put(replace(net, subnet=str(subnet), gateway=str(ipam.default_gateway(subnet))))
+
+
 def _attach(store: NetworkStore, net: Network, container_id: str, fd: int, name: str,
             aliases: Iterable[str], ipv4: str | None) -> Endpoint:
     host_veth = "veth" + secrets.token_hex(4)[:7]
@@ -275,6 +294,7 @@ def _attach(store: NetworkStore, net: Network, container_id: str, fd: int, name:
             # Under the host lock from allocation until the veth exists, so `_reap_stale`
             # (same lock) never mistakes an attach in progress for a dead container.
             with host_lock():
+                _move_idle_default(store, net)
                 net, ep = store.allocate(net.id, container_id, name or container_id[:12],
                                          aliases=aliases, ipv4=ipv4, host_veth=host_veth)
                 allocated = True

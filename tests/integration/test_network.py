@@ -5,6 +5,7 @@ Only 127.0.0.1 and addresses inside namespaces made here are contacted."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import socket
@@ -234,3 +235,58 @@ def test_pid_namespace_reference(net_store):
     finally:
         child.kill()
         child.wait()
+
+
+def test_connect_container_with_published_ports(net_store, netns_factory, servers):
+    from pybuild.runtime import netsetup
+
+    ns = netns_factory()
+    network.create_network(net_store, "pbt-app")
+    netsetup.check_mode(net_store, "pbt-app")
+    with pytest.raises(NetworkError, match="not found"):
+        netsetup.check_mode(net_store, "pbt-missing")
+    servers(ns, 80)
+    cn = netsetup.connect_container(net_store, "pbt-app", "ab" * 32, ns, name="web",
+                                    aliases=["www"], publish=["80"], publish_all=True,
+                                    exposed=["80/tcp", "443/tcp"], default_host_ip="127.0.0.1")
+    try:
+        again = netsetup.ContainerNetwork.from_json(cn.to_json())
+        assert again == cn and cn.endpoint.name == "web"
+        lines = cn.port_lines()
+        assert len(lines) == 2 and lines[0].startswith("80/tcp -> 127.0.0.1:")
+        assert lines[1].startswith("443/tcp -> 127.0.0.1:")
+        port = int(lines[0].rsplit(":", 1)[1])
+        assert _tcp("127.0.0.1", port, "via-proxy") == "echo:via-proxy\n"
+    finally:
+        netsetup.disconnect_container(net_store, "ab" * 32, cn)
+    proxy = portproxy.Proxy.from_json(cn.proxy)
+    assert not portproxy.alive(proxy)
+    assert net_store.get("pbt-app").endpoints == {}
+    assert netsetup.connect_container(net_store, "host", "cd" * 32, 1, publish=["80"]).mode == \
+        "host"
+    with pytest.raises(NetworkError, match="network-scoped alias"):
+        netsetup.connect_container(net_store, "bridge", "cd" * 32, ns, aliases=["x"])
+    with pytest.raises(Exception, match="invalid containerPort"):
+        netsetup.connect_container(net_store, "pbt-app", "cd" * 32, ns, publish=["x"])
+    assert net_store.get("pbt-app").endpoints == {}
+
+
+def test_default_network_moves_off_a_taken_range(net_store, netns_factory, tmp_path):
+    """Another store's bridge took this store's default subnet before first use."""
+    from pybuild.runtime.netstore import NetworkStore
+
+    network.ensure_builtins(net_store)
+    mine = net_store.get("bridge")
+    other = NetworkStore(str(tmp_path / "other"))
+    with other.locked():
+        squatter = other.create("squat", subnet=mine.subnet.replace("/16", "/24"))
+    try:
+        with network.host_lock():
+            network.ensure_bridge(squatter)
+        ep = network.attach(net_store, "bridge", "5" * 64, netns_factory())
+        moved = net_store.get("bridge")
+        assert moved.subnet != mine.subnet
+        assert ipaddress.ip_address(ep.ipv4) in ipaddress.ip_network(moved.subnet)
+        network.detach(net_store, "bridge", "5" * 64)
+    finally:
+        network.delete_link(squatter.bridge)

@@ -33,16 +33,27 @@ def netns_factory():
 
 
 @pytest.fixture
-def net_store(tmp_path):
+def net_store(tmp_path, monkeypatch):
     """A NetworkStore in tmp_path; afterwards every network it made (and the default bridge's
-    device, NAT rules) is gone, and no link it created is left on the host."""
+    device, NAT rules) is gone, and so is every veth the test attached. Only links this test
+    made are checked: other test runs may share the host."""
     from pybuild.runtime import nat, network
     from pybuild.runtime.netstore import NetworkStore
 
-    before = _links()
     store = NetworkStore(str(tmp_path / "store"), default_bridge=f"pbt{secrets.token_hex(4)}")
+    made: set[str] = {store.default_bridge}
+    real_attach = network.attach
+
+    def recording_attach(*args, **kwargs):
+        ep = real_attach(*args, **kwargs)
+        made.add(ep.host_veth)
+        return ep
+
+    monkeypatch.setattr(network, "attach", recording_attach)
     yield store
     for net in store.list():
+        if net.bridge:
+            made.add(net.bridge)
         for cid in list(net.endpoints):
             network.detach(store, net.id, cid)
         if net.name == "bridge":
@@ -51,7 +62,7 @@ def net_store(tmp_path):
         elif not net.builtin:
             network.remove_network(store, net.id)
         assert nat.present(net.id) == [], f"iptables rules of {net.name} leaked"
-    leaked = _links() - before
+    leaked = made & _links()
     assert not leaked, f"links leaked: {leaked}"
 
 
