@@ -157,17 +157,44 @@ class HashSink:
         return "sha256:" + self.hash.hexdigest()
 
 
+class _Flushable:
+    """The file-like face isal's threaded writer wants on a plain sink."""
+
+    def __init__(self, out):
+        self._out = out
+
+    def write(self, data) -> int:
+        self._out.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class CompressSink:
-    """Plain tar in -> diff id (sha256 of the plain bytes) here, while a worker thread
-    compresses into `out` (a BlobWriter, which hashes the compressed bytes). The two
-    halves run on two cores: hashlib, isal and zstandard release the GIL on big buffers."""
+    """Plain tar in -> diff id (sha256 of the plain bytes) here, while another thread
+    compresses into `out` (a BlobWriter, which hashes the compressed bytes): the two halves
+    run on two cores. gzip uses isal's threaded writer (its compressobj keeps the GIL, which
+    starves the tar walker: measured 79 vs 230 MB/s); zstandard releases the GIL itself."""
 
     def __init__(self, out, compression: str, level: int | None = None):
         self.plain = HashSink()
         self._out = out
+        self._error: BaseException | None = None
+        self._gzip = None
+        self._thread = None
+        if check(compression) == "gzip":
+            from isal import igzip_threaded
+
+            # mtime 0 and a fixed header: the same bytes every time
+            self._gzip = igzip_threaded.open(_Flushable(out), "wb", compresslevel=1 if level is None
+                                             else level, threads=1, block_size=CHUNK)
+            return
         self._comp = compressor(compression, level)
         self._q: queue.Queue = queue.Queue(maxsize=8)
-        self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="compress", daemon=True)
         self._thread.start()
 
@@ -190,11 +217,17 @@ class CompressSink:
             raise self._error
         data = bytes(data)
         self.plain.write(data)
-        self._q.put(data)
+        if self._gzip is not None:
+            self._gzip.write(data)
+        else:
+            self._q.put(data)
 
     def close(self) -> None:
         """Finish the compressed stream (raises what the worker hit)."""
-        if self._thread.is_alive():
+        if self._gzip is not None:
+            gz, self._gzip = self._gzip, None
+            gz.close()
+        if self._thread is not None and self._thread.is_alive():
             self._q.put(None)
             self._thread.join()
         if self._error is not None:

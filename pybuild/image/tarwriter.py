@@ -6,7 +6,8 @@ a value (long names, xattrs, huge sizes or ids), and with `source_date_epoch` ev
 is clamped to it. Overlay whiteouts (0/0 char devices) become `.wh.<name>`, an opaque dir
 (trusted.overlay.opaque=y) gets a `.wh..wh..opq` entry. Hard links within the layer, symlinks,
 devices, fifos, xattrs (security.capability included) and setuid bits are kept; a sparse
-file is stored with its holes as zeros. Headers are written by hand: ~5x tarfile's speed."""
+file is stored with its holes as zeros. Headers are written by hand: about twice the
+speed of the stdlib tarfile writer (bench/layer.py)."""
 
 from __future__ import annotations
 

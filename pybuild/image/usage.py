@@ -1,0 +1,53 @@
+"""Disk usage of the images in a store, for `pyrun system df`: total, in use by something
+that registered a GC root (a container), and reclaimable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pybuild.image import meta
+from pybuild.image.store import Store
+
+
+@dataclass(frozen=True)
+class Usage:
+    kind: str            # Docker's TYPE column: "Images", ...
+    total: int
+    active: int
+    size: int            # bytes
+    reclaimable: int     # bytes
+
+
+def image_usage(store: Store) -> Usage:
+    """Images: layer content (uncompressed, each shared layer once) plus config/manifest
+    blobs; an image is active when a GC root (a container) uses its top layer."""
+    with store._db_lock:
+        db = store.db
+        roots: set[str] = set()
+        for sql in meta.GC_CHAIN_ID_ROOTS:
+            roots.update(r[0] for r in db.execute(sql) if r[0])
+        images = [r[0] for r in db.execute("SELECT id FROM images")]
+        chains: dict[str, list[tuple[str, str]]] = {i: [] for i in images}
+        for image_id, diff_id, chain in db.execute(
+                "SELECT image_id, diff_id, chain_id FROM image_layers ORDER BY image_id, position"):
+            chains[image_id].append((diff_id, chain))
+        snap_size = dict(db.execute("SELECT chain_id, size FROM snapshots").fetchall())
+        layer_size = dict(db.execute("SELECT diff_id, MAX(uncompressed_size) FROM layers "
+                                     "GROUP BY diff_id").fetchall())
+    sizes: dict[str, int] = {}
+    active_chains: set[str] = set()
+    active = 0
+    for image_id in images:
+        layers = chains[image_id]
+        is_active = bool(layers) and layers[-1][1] in roots
+        active += is_active
+        for diff_id, chain in layers:
+            sizes[chain] = snap_size.get(chain, layer_size.get(diff_id, 0))
+            if is_active:
+                active_chains.add(chain)
+    meta_bytes = 0
+    for image_id in images:
+        meta_bytes += store.blob_size(image_id) if store.has_blob(image_id) else 0
+    total = sum(sizes.values()) + meta_bytes
+    used = sum(s for c, s in sizes.items() if c in active_chains)
+    return Usage("Images", len(images), active, total, total - used)
