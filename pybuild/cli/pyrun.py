@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "load": "pybuild.cli.images:load_cmd",
     "image": "pybuild.cli.images:image_group",
     "bootstrap": "pybuild.cli.images:bootstrap_cmd",
+    "system": "pybuild.cli.system:system",
     # runtime, foreground run (issue 4): pybuild.cli.run
     "run": "pybuild.cli.run:run",
     # registry (issue 6): pybuild.cli.registry

@@ -80,9 +80,11 @@ def check_store(store: Store, verify_blobs: bool = True) -> list[Finding]:
         if digest not in on_disk:
             problem(f"layer {diff_id}", f"blob {digest} is recorded but missing")
     snap_chains = {c for c, _, _ in snaps}
+    usable = {c for c, n, _ in snaps
+              if os.path.isdir(os.path.join(store.snapshots_dir, str(n), "fs"))}
     blob_diffs = {d for d, digest in layer_rows if digest in on_disk}
     for image_id, diff_id, chain in image_layers:
-        if chain not in snap_chains and diff_id not in blob_diffs:
+        if chain not in usable and diff_id not in blob_diffs:
             problem(f"image {image_id}", f"layer {diff_id} has neither a snapshot nor a blob")
     ns = set()
     for chain, n, parent in snaps:

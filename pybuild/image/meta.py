@@ -18,40 +18,40 @@ from pybuild.errors import StoreError
 
 MIGRATIONS: list[tuple[int, str]] = [
     (1, """
-CREATE TABLE images (
+CREATE TABLE IF NOT EXISTS images (
     id TEXT PRIMARY KEY,                 -- config digest (Docker's image id)
     config_media_type TEXT NOT NULL,
     created REAL NOT NULL,               -- when it entered this store (unix seconds)
     size INTEGER NOT NULL DEFAULT 0,     -- uncompressed size of its layers
     parent TEXT                          -- image it was built on, if known
 );
-CREATE TABLE image_layers (              -- rootfs.diff_ids of the config, in order
+CREATE TABLE IF NOT EXISTS image_layers (              -- rootfs.diff_ids of the config, in order
     image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
     position INTEGER NOT NULL,
     diff_id TEXT NOT NULL,
     chain_id TEXT NOT NULL,
     PRIMARY KEY (image_id, position)
 );
-CREATE INDEX image_layers_chain ON image_layers(chain_id);
-CREATE TABLE image_manifests (           -- manifests written or pulled for an image
+CREATE INDEX IF NOT EXISTS image_layers_chain ON image_layers(chain_id);
+CREATE TABLE IF NOT EXISTS image_manifests (           -- manifests written or pulled for an image
     image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
     digest TEXT NOT NULL,
     media_type TEXT NOT NULL,
     PRIMARY KEY (image_id, digest)
 );
-CREATE TABLE repo_digests (              -- docker.io/library/busybox@sha256:... -> image
+CREATE TABLE IF NOT EXISTS repo_digests (              -- docker.io/library/busybox@sha256:... -> image
     repository TEXT NOT NULL,
     digest TEXT NOT NULL,
     image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
     PRIMARY KEY (repository, digest)
 );
-CREATE TABLE tags (                      -- full reference, e.g. docker.io/library/busybox:latest
+CREATE TABLE IF NOT EXISTS tags (                      -- full reference, e.g. docker.io/library/busybox:latest
     reference TEXT PRIMARY KEY,
     image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
     created REAL NOT NULL
 );
-CREATE INDEX tags_image ON tags(image_id);
-CREATE TABLE layers (                    -- blobs known to hold a diff id (gzip, zstd, plain)
+CREATE INDEX IF NOT EXISTS tags_image ON tags(image_id);
+CREATE TABLE IF NOT EXISTS layers (                    -- blobs known to hold a diff id (gzip, zstd, plain)
     diff_id TEXT NOT NULL,
     digest TEXT NOT NULL,
     compression TEXT NOT NULL,           -- none | gzip | zstd
@@ -60,8 +60,8 @@ CREATE TABLE layers (                    -- blobs known to hold a diff id (gzip,
     uncompressed_size INTEGER NOT NULL,  -- of the plain tar
     PRIMARY KEY (diff_id, digest)
 );
-CREATE INDEX layers_digest ON layers(digest);
-CREATE TABLE snapshots (
+CREATE INDEX IF NOT EXISTS layers_digest ON layers(digest);
+CREATE TABLE IF NOT EXISTS snapshots (
     n INTEGER PRIMARY KEY AUTOINCREMENT, -- snapshots/<n>/fs
     chain_id TEXT NOT NULL UNIQUE,
     parent TEXT,                         -- parent chain id; NULL for a base layer
