@@ -95,6 +95,8 @@ def run_bundle(name: str, spec: dict, rootfs: Rootfs, container_id: str, state_r
                     _send(proc, sig)
 
             forwarder.target = send
+            # runc sits in its own session: pass window-size changes on (it resizes the pty)
+            old_winch = signal.signal(signal.SIGWINCH, lambda *_: _send(proc, signal.SIGWINCH))
             try:
                 if on_start is not None:
                     on_start(proc.pid)
@@ -103,6 +105,8 @@ def run_bundle(name: str, spec: dict, rootfs: Rootfs, container_id: str, state_r
                 send(signal.SIGKILL)
                 proc.wait()
                 raise
+            finally:
+                signal.signal(signal.SIGWINCH, old_winch)
         if code < 0:
             code = 128 - code
         errors = _log_errors(log_path)

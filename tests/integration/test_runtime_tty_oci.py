@@ -16,10 +16,13 @@ from tests.plugins.runtime import child_pids, mount_points
 pytestmark = pytest.mark.root
 
 
-def test_interactive_tty_session(busybox_rootfs, tmp_path):
+@pytest.mark.parametrize("runtime", ["builtin", "runc"])
+def test_interactive_tty_session(busybox_rootfs, tmp_path, runtime):
     pexpect = pytest.importorskip("pexpect")
+    if runtime == "runc" and not shutil.which("runc"):
+        pytest.skip("runc is not installed")
     before_mounts, before_pids = mount_points(tmp_path.parent), child_pids()
-    argv = pyrun_argv(busybox_rootfs, "--rm", "-it", "sh")
+    argv = pyrun_argv(busybox_rootfs, "--rm", "-it", "--runtime", runtime, "sh")
     child = pexpect.spawn(argv[0], argv[1:], env={**os.environ, "PYBUILD_ROOT": str(tmp_path)},
                           encoding="utf-8", timeout=20, dimensions=(30, 100))
     try:
