@@ -12,9 +12,8 @@ import time
 import urllib.parse
 from collections.abc import Generator
 
-import httpx
-
 from pybuild.errors import RegistryError
+from pybuild.registry._httpx import httpx
 from pybuild.registry.credentials import Credentials
 
 _PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))')

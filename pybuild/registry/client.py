@@ -16,10 +16,9 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
-import httpx
-
 from pybuild.errors import RegistryError
 from pybuild.registry import credentials as creds_mod
+from pybuild.registry._httpx import httpx
 from pybuild.registry.auth import RegistryAuth, _error_text
 from pybuild.registry.options import RegistryOptions
 
