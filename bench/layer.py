@@ -1,6 +1,7 @@
 """Layer commit throughput: pybuild's tar + compress + hash of a 512 MiB, 10,000-file folder
 next to `tar -c | gzip -1` and `tar -c | zstd -T2` on the same folder, plus the lazy path
-(tar + hash, no compression) and the stdlib tarfile writer for scale.
+(tar + hash, no compression), the stdlib tarfile writer for scale, and the pull direction
+(gzip blob -> snapshot, synced, vs `gzip -dc | tar -x` + sync).
 
     .venv/bin/python bench/layer.py [--mib 512] [--files 10000] [--repeat 3]
 
@@ -23,7 +24,7 @@ import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from pybuild.image import layers  # noqa: E402
+from pybuild.image import layers, snapshots  # noqa: E402
 from pybuild.image.compress import HashSink  # noqa: E402
 from pybuild.image.store import Store  # noqa: E402
 from pybuild.image.tarwriter import write_layer_tar  # noqa: E402
@@ -126,6 +127,28 @@ def main() -> None:
             secs, size = timed(fn, args.repeat)
             rows.append((name, group, secs, size))
 
+        # the pull direction: a gzip blob -> unpacked snapshot (hashes + blob kept + unpack)
+        gz = layers.compress_dir(store, src, "gzip")
+        gz_path = store.blob_path(gz.digest)
+
+        def unpack_ours():
+            with store.open_blob(gz.digest) as f:
+                layer = layers.unpack_layer(store, None, f, expected_digest=gz.digest)
+            snapshots.delete(store, [layer.chain_id])
+            return None
+
+        def unpack_peer():
+            dest = os.path.join(work, "x")
+            os.mkdir(dest)
+            shell(f"gzip -dc {gz_path} | tar -x -C {dest} && sync -f {dest}")
+            shutil.rmtree(dest)
+            return None
+
+        for name, fn in (("pybuild unpack_layer gzip -> snapshot", unpack_ours),
+                         ("gzip -dc | tar -x (+ sync -f)", unpack_peer)):
+            secs, size = timed(fn, args.repeat)
+            rows.append((name, "unpack", secs, size))
+
         # the gzip choice: isal vs zlib on the first 64 MiB of the layer tar
         chunks, got = [], 0
 
@@ -157,7 +180,7 @@ def main() -> None:
     print(f"layer: {args.files} files, plain tar {mb:.0f} MB, median of {args.repeat} runs")
     print(f"{'':40s} {'MB/s':>8s} {'ratio':>7s} {'vs peer':>8s}")
     peers = {"gzip": "tar -c | gzip -1", "zstd": "tar -c | zstd -3 -T2",
-             "lazy": "tar -c | sha256sum"}
+             "lazy": "tar -c | sha256sum", "unpack": "gzip -dc | tar -x (+ sync -f)"}
     speed = {name: mb / secs for name, _, secs, _ in rows}
     for name, group, _secs, size in rows:
         ratio = f"{size / plain_size:.3f}" if size else "-"

@@ -117,17 +117,28 @@ class DecompressReader:
 
     _started = False
 
+    _pos = 0  # read offset into _buf: slicing off the front would copy it on every read
+
     def read(self, n: int = -1) -> bytes:
         if n is None or n < 0:
-            parts = [self._buf]
-            self._buf = b""
+            parts = [self._buf[self._pos:]]
+            self._buf, self._pos = b"", 0
             while not self._eof:
                 parts.append(self._fill())
             return b"".join(parts)
-        while len(self._buf) < n and not self._eof:
-            self._buf += self._fill()
-        out, self._buf = self._buf[:n], self._buf[n:]
-        return out
+        avail = len(self._buf) - self._pos
+        if avail >= n:
+            out = self._buf[self._pos:self._pos + n]
+            self._pos += n
+            return out
+        parts = [self._buf[self._pos:]]
+        while avail < n and not self._eof:
+            data = self._fill()
+            parts.append(data)
+            avail += len(data)
+        joined = b"".join(parts)
+        self._buf, self._pos = joined, min(n, len(joined))
+        return joined[:n]
 
     def raw_digest(self) -> str:
         return "sha256:" + self.raw_hash.hexdigest()

@@ -30,6 +30,20 @@ API (all digests are "sha256:<hex>"; every record is a frozen dataclass)::
     with store.transaction() as db: ...   # BEGIN IMMEDIATE on meta.db
     store.gc() -> GcResult        # pybuild.image.gc: unreferenced blobs/snapshots, tmp/ leftovers
 
+Layers and snapshots (other modules, all taking the Store)::
+
+    pybuild.image.layers.commit_dir(store, upper_dir, parent_chain_id, source_date_epoch=None,
+        compression=None) -> Layer(diff_id, size, chain_id, snapshot, blob)
+        # a build's unmounted upper dir (on the store's fs) becomes snapshots/<n>/fs; lazy:
+        # the tar is hashed while streaming, never written, unless compression is given
+    layers.ensure_blob(store, chain_id, "gzip"|"zstd"|"none") -> LayerBlob   # push/save
+    layers.unpack_layer(store, parent_chain_id, stream, expected_digest=None,
+        expected_diff_id=None, size=None, keep_blob=True, media_type=None) -> Layer  # pull/load
+    layers.compress_dir(store, dir, "gzip") -> LayerBlob; layers.tar_digest(dir) -> (diff_id, size)
+    layers.open_plain(store, blob_digest) -> readable plain tar of any layer blob
+    pybuild.image.snapshots.create(store, parent, diff_id, fill) / install(...) / delete(...)
+    pybuild.image.check.check_store(store) -> [Finding]    pybuild.image.gc.collect(store)
+
 Writers (ingest, snapshot creation, a whole pull or build) hold the shared lock; gc takes it
 exclusively, so it never deletes something another process is about to record. Files exist
 before the meta.db transaction that names them, so a crash leaves the old or the new state

@@ -19,6 +19,8 @@ from pybuild.errors import ImageError
 from pybuild.image.tarwriter import OPAQUE_MARKER, OVERLAY_XATTR_PREFIXES, WHITEOUT_PREFIX
 
 _CHUNK = 1 << 20
+# tarfile's stream mode copies its whole buffer on every header read: keep it small
+_TAR_BUF = 64 << 10
 
 
 def _parts(name: str, what: str = "entry") -> list[bytes]:
@@ -196,7 +198,7 @@ def unpack(stream: BinaryIO, dest: str) -> None:
     u = Unpacker(dest)
     try:
         with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8",
-                          errors="surrogateescape", bufsize=_CHUNK) as tf:
+                          errors="surrogateescape", bufsize=_TAR_BUF) as tf:
             for ti in tf:
                 name = ti.name
                 try:

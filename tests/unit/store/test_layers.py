@@ -219,7 +219,7 @@ def test_unpack_pulled_layer(store, tmp_path, comp):
             "none": lambda: plain}[comp]()
     digest = "sha256:" + hashlib.sha256(blob).hexdigest()
     layer = layers.unpack_layer(store, None, io.BytesIO(blob), expected_digest=digest,
-                                expected_diff_id=diff_id, size=len(blob), durable=False)
+                                expected_diff_id=diff_id, size=len(blob))  # synced
     assert layer.diff_id == diff_id and layer.blob.digest == digest
     assert layer.blob.compression == comp and layer.size == len(plain)
     assert store.read_blob(digest) == blob
