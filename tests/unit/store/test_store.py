@@ -324,3 +324,34 @@ def test_snapshot_number_left_by_crash_is_reused_safely(store):
     assert rec.n == 1
     assert os.listdir(store.snapshot_dir(rec)) == ["f"]
     assert os.listdir(store.tmp_dir) == []
+
+
+def _crash_mid_write(root):
+    s = Store(root)
+    w = s.blob_writer()
+    w.write(os.urandom(1 << 20))
+    stage = snapshots.staging_dir(s)
+    with open(os.path.join(stage, "fs", "half"), "wb") as f:
+        f.write(b"half a layer")
+    os._exit(3)  # killed: no commit, no clean-up, locks die with the process
+
+
+def test_crash_mid_write_leaves_old_state_and_garbage_only(tmp_path):
+    from pybuild.image.check import check_store
+
+    root = str(tmp_path / "r")
+    s = Store(root)
+    img = s.add_image(config_bytes([], "before"))
+    ctx = multiprocessing.get_context("fork")
+    p = ctx.Process(target=_crash_mid_write, args=(root,))
+    p.start()
+    p.join(30)
+    assert p.exitcode == 3
+    assert s.blobs() == [img.id] and s.snapshots() == []  # the old state
+    problems = [f for f in check_store(s) if f.problem]
+    assert len(problems) == 2 and all(f.subject.startswith("tmp/") for f in problems)
+    res = s.gc()  # the dead process's lock is gone: gc gets the store
+    assert res.leftovers == 2 and os.listdir(s.tmp_dir) == []
+    assert [f for f in check_store(s) if f.problem] == []
+    assert s.image(img.id) is not None
+    s.close()
