@@ -266,3 +266,19 @@ def test_transport_seam(registry, docker_config):
     with RegistryClient(registry.host, RegistryOptions(transport=Recording())) as c:
         assert c.catalog() == []
     assert ("GET", "/v2/_catalog") in seen
+
+
+def test_identity_token_from_config(registry_token, docker_config):
+    ts = registry_token.token_server
+    ts.refresh_tokens["refresh-abc"] = registry_token.user
+    (docker_config / "config.json").write_text(json.dumps(
+        {"auths": {registry_token.host: {"identitytoken": "refresh-abc"}}}))
+    with RegistryClient(registry_token.host, FAST) as c:  # credentials from config.json
+        push_image(c, "team/oauth", "1", b"via refresh token")
+        assert c.tags("team/oauth") == ["1"]
+    assert ts.requests and all(r["user"] == registry_token.user for r in ts.requests)
+    (docker_config / "config.json").write_text(json.dumps(
+        {"auths": {registry_token.host: {"identitytoken": "revoked"}}}))
+    with RegistryClient(registry_token.host, FAST) as c, pytest.raises(RegistryError) as e:
+        c.tags("team/oauth")
+    assert e.value.status == 401 and "authentication failed" in str(e.value)

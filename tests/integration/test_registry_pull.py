@@ -278,3 +278,21 @@ def test_pull_on_a_terminal_shows_bars(tmp_path, registry, pyrun_env):
     child.close()
     assert child.exitstatus == 0, child.before
     assert "Pull complete" in child.before and "Status: Downloaded newer image" in child.before
+
+
+def test_push_and_pull_over_tls(tmp_path, registry_tls, pyrun_env):
+    ref = f"{registry_tls.host}/team/tls:1"
+    with Store(str(pyrun_env)) as s:
+        image_id = make_store_image(s, ref, [BASE])
+    r = pyrun("push", ref)
+    assert r.returncode == 1 and "--ca-cert" in r.stderr
+    r = pyrun("push", "--ca-cert", str(registry_tls.ca_cert), ref)
+    assert r.returncode == 0, r.stderr
+    fresh = tmp_path / "fresh"
+    r = pyrun("pull", "--tls-verify=false", ref, root=fresh)
+    assert r.returncode == 0, r.stderr
+    assert "verification is disabled" in r.stderr
+    r = pyrun("pull", "--ca-cert", str(registry_tls.ca_cert), ref, root=tmp_path / "fresh2")
+    assert r.returncode == 0, r.stderr
+    with Store(str(fresh)) as s:
+        assert s.tag(ref) == image_id

@@ -162,6 +162,7 @@ class TokenServer:
         der = _run("openssl", "pkey", "-in", str(self.key), "-pubout", "-outform", "DER")
         self.kid = libtrust_key_id(der)
         self.users = users
+        self.refresh_tokens: dict[str, str] = {}  # identity token -> user
         self.anonymous_pull = False
         self.bad_tokens = False
         self.expires_in = 300
@@ -176,6 +177,10 @@ class TokenServer:
 
             def do_GET(self):
                 server._handle(self)
+
+            def do_POST(self):  # OAuth2: grant_type=refresh_token (Docker's identity tokens)
+                n = int(self.headers.get("Content-Length") or 0)
+                server._handle(self, urllib.parse.parse_qs(self.rfile.read(n).decode()))
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.httpd.daemon_threads = True
@@ -197,22 +202,28 @@ class TokenServer:
             sig = bytes([sig[0] ^ 0xFF]) + sig[1:]
         return f"{signing_input}.{_b64url(sig)}"
 
-    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+    def _handle(self, h: BaseHTTPRequestHandler, form: dict | None = None) -> None:
         url = urllib.parse.urlsplit(h.path)
-        query = urllib.parse.parse_qs(url.query)
+        query = form if form is not None else urllib.parse.parse_qs(url.query)
         user = None
         auth = h.headers.get("Authorization", "")
-        if auth.startswith("Basic "):
+        refused = False
+        if form is not None:
+            refresh = (form.get("refresh_token") or [""])[0]
+            user = self.refresh_tokens.get(refresh)
+            refused = form.get("grant_type") != ["refresh_token"] or user is None
+        elif auth.startswith("Basic "):
             u, _, p = base64.b64decode(auth[6:]).decode().partition(":")
-            if self.users.get(u) != p:
-                body = b'{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}'
-                h.send_response(401)
-                h.send_header("Content-Type", "application/json")
-                h.send_header("Content-Length", str(len(body)))
-                h.end_headers()
-                h.wfile.write(body)
-                return
+            refused = self.users.get(u) != p
             user = u
+        if refused:
+            body = b'{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}'
+            h.send_response(401)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(body)))
+            h.end_headers()
+            h.wfile.write(body)
+            return
         scopes = [s for v in query.get("scope", []) for s in v.split(" ") if s]
         self.requests.append({"user": user, "scopes": scopes, "service": query.get("service")})
         access = []
