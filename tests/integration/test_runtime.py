@@ -392,3 +392,32 @@ def test_kill_9_of_pyrun_with_runc_is_cleaned_up_by_the_next_pyrun(pyrun, starte
     while os.path.exists(f"/proc/{state['pid']}") and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not os.path.exists(f"/proc/{state['pid']}")
+
+
+def test_run_steps_in_parallel_threads(busybox_rootfs, tmp_path):
+    """The builder runs independent stages at once: run_step works from worker threads."""
+    import threading
+
+    from pybuild.runtime import run_step
+
+    results: dict[int, int] = {}
+
+    def step(n: int) -> None:
+        d = tmp_path / f"s{n}"
+        for sub in ("upper", "work"):
+            (d / sub).mkdir(parents=True)
+        results[n] = run_step(lower_dirs=[str(busybox_rootfs)], upper_dir=str(d / "upper"),
+                              work_dir=str(d / "work"), scratch_dir=str(d / "scratch"),
+                              argv=["/bin/sh", "-c", f"echo $$ > /pid; exit {n}"])
+
+    threads = [threading.Thread(target=step, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results == {0: 0, 1: 1, 2: 2, 3: 3}
+    for n in range(4):
+        assert (tmp_path / f"s{n}" / "upper" / "pid").read_text() == "1\n"
+    # this process's own pid namespace is untouched: new children are not pid 1
+    child = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True)
+    assert child.stdout.strip() != "1"
