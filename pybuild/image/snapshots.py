@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from pybuild.errors import ImageError, StoreError
-from pybuild.image.store import SnapshotRecord, Store, chain_id
+from pybuild.image.store import SnapshotRecord, Store, _fsync_dir, chain_id
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -92,6 +92,9 @@ def install(store: Store, fs_dir: str, parent: str | None, diff_id: str, size: i
                 except OSError as e:
                     os.rmdir(target)
                     raise StoreError(f"cannot move {fs_dir} into the store: {e.strerror}") from None
+                if durable:  # the renames reach the disk before the record does
+                    _fsync_dir(target)
+                    _fsync_dir(store.snapshots_dir)
         if existing:
             remove_tree(fs_dir)
         for t in trash:

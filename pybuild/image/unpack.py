@@ -37,7 +37,7 @@ class Unpacker:
     def __init__(self, root: str):
         self.root = os.fsencode(os.path.abspath(root))
         self.dirs: set[bytes] = {b""}   # rel paths known to be real dirs (not symlinks)
-        self.deferred: list[tuple[bytes, int, int, float]] = []  # dirs: mode/mtime at the end
+        self.deferred: dict[bytes, tuple[int, float]] = {}  # dirs: mode/mtime at the end
         self.as_root = os.geteuid() == 0
 
     def full(self, rel: bytes) -> bytes:
@@ -174,7 +174,7 @@ class Unpacker:
                         follow_symlinks=False)
         mode = ti.mode & 0o7777
         if ti.isdir():
-            self.deferred.append((full, mode, ti.mtime))
+            self.deferred[full] = (mode, ti.mtime)  # a repeated dir entry: the last one wins
             return
         if not is_link:
             os.chmod(full, mode)
@@ -182,7 +182,7 @@ class Unpacker:
 
     def finish(self) -> None:
         # children changed their dirs' mtimes; a 0555 dir would have blocked them: set last
-        for full, mode, mtime in reversed(self.deferred):
+        for full, (mode, mtime) in reversed(list(self.deferred.items())):
             os.chmod(full, mode)
             os.utime(full, (mtime, mtime), follow_symlinks=False)
 

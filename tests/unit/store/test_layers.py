@@ -258,3 +258,23 @@ def test_decompress_reader_concatenated_members():
     r = DecompressReader(io.BytesIO(cz.compress(b"a" * 100) + cz.compress(b"b")))
     assert r.read() == b"a" * 100 + b"b"
     assert r.raw_size == len(cz.compress(b"a" * 100) + cz.compress(b"b"))
+
+
+def test_unpack_later_entries_replace_earlier(tmp_path):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, kind, mode in (("d", tarfile.DIRTYPE, 0o700), ("d", tarfile.DIRTYPE, 0o750),
+                                 ("f", tarfile.SYMTYPE, 0o777), ("f", tarfile.REGTYPE, 0o640),
+                                 ("ro", tarfile.DIRTYPE, 0o555), ("ro/in", tarfile.REGTYPE, 0o600)):
+            ti = tarfile.TarInfo(name)
+            ti.type, ti.mode, ti.mtime = kind, mode, 1234
+            if kind == tarfile.SYMTYPE:
+                ti.linkname = "/etc/passwd"
+            tf.addfile(ti, io.BytesIO(b"") if kind == tarfile.REGTYPE else None)
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    unpack(io.BytesIO(buf.getvalue()), str(dst))
+    assert stat.S_IMODE(os.stat(dst / "d").st_mode) == 0o750
+    assert not (dst / "f").is_symlink() and stat.S_IMODE(os.stat(dst / "f").st_mode) == 0o640
+    assert stat.S_IMODE(os.stat(dst / "ro").st_mode) == 0o555 and (dst / "ro" / "in").exists()
+    assert os.stat(dst / "ro").st_mtime == 1234
