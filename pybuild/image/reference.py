@@ -171,7 +171,10 @@ def parse_normalized(text: str) -> Reference:
         raise ImageError(
             f"invalid reference format: repository name ({remote}) must be lowercase", ref=text
         )
-    ref = parse(f"{domain}/{remainder}")
+    try:
+        ref = parse(f"{domain}/{remainder}")
+    except ImageError as e:  # name the reference as the user wrote it
+        raise ImageError(str(e).split(": ", 1)[1] if e.ref else str(e), ref=text) from None
     if ref.domain != domain:  # e.g. "a:b/c" -> the remainder swallowed a second domain
         raise ImageError("invalid reference format", ref=text)
     return ref
