@@ -255,7 +255,7 @@ def inspect_cmd(ctx, fmt, refs):
         for text in refs:
             try:
                 found.append(_inspect_dict(store, store.resolve(text)))
-            except ImageError as e:
+            except PybuildError as e:
                 click.echo(f"Error: {e}", err=True)
                 rc = 1
     if fmt:

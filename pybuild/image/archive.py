@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from pybuild.errors import ImageError
-from pybuild.image import _store_interim as core
 from pybuild.image import reference as refs
+from pybuild.image.compress import DecompressReader
 from pybuild.image.config import parse_config
 from pybuild.image.images import Images
 from pybuild.image.manifest import (
     INDEX_TYPES,
+    MT_DOCKER_CONFIG,
     MT_OCI_INDEX,
     Descriptor,
     Index,
@@ -157,13 +158,11 @@ class _Staging:
         self.dir = tempfile.mkdtemp(dir=tmp_dir, prefix="load-")
         self.links: dict[str, str] = {}
         try:
-            head = src.read(4)
-            raw = io.BufferedReader(_Prefixed(head, src), 1 << 20)
-            stream = core._decompressor(raw, core.sniff_compression(head))
+            stream = DecompressReader(src)  # plain, gzip or zstd, by magic
             with tarfile.open(fileobj=stream, mode="r|") as tar:
                 for m in tar:
                     self._extract(tar, m)
-        except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
+        except (tarfile.TarError, EOFError, OSError, zlib.error, ImageError) as e:
             self.close()
             raise ImageError(f"corrupt or truncated archive: {e}") from None
         except BaseException:
@@ -215,47 +214,37 @@ class _Staging:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class _Prefixed(io.RawIOBase):
-    """Bytes already read from a stream, then the rest of it (so we can sniff stdin)."""
-
-    def __init__(self, head: bytes, src: BinaryIO):
-        self.head, self.src = head, src
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf) -> int:
-        n = len(buf)
-        if self.head:
-            data, self.head = self.head[:n], self.head[n:]
-        else:
-            data = self.src.read(n)
-        buf[: len(data)] = data
-        return len(data)
-
-
 def load(images: Images, src: BinaryIO) -> list[Loaded]:
     """Load every image of a docker or OCI archive; verify digests and diff ids."""
-    stage = _Staging(src, images.store.tmp_dir)
-    try:
-        if stage.exists("manifest.json"):
-            return _load_docker(images, stage)
-        if stage.exists("index.json"):
-            return _load_oci(images, stage)
-        raise ImageError("not an image archive: neither manifest.json nor index.json found")
-    finally:
-        stage.close()
+    # hold the store: gc must not collect staged files or new layers before the image
+    # naming them is recorded
+    with images.store.hold():
+        stage = _Staging(src, images.store.tmp_dir)
+        try:
+            if stage.exists("manifest.json"):
+                return _load_docker(images, stage)
+            if stage.exists("index.json"):
+                return _load_oci(images, stage)
+            raise ImageError("not an image archive: neither manifest.json nor index.json found")
+        finally:
+            stage.close()
 
 
-def _check_layers(images: Images, config_bytes: bytes, layer_paths: list[str], what: str) -> None:
+def _unpack_layers(images: Images, config_bytes: bytes, layers: list[tuple[str, Descriptor | None]],
+                   what: str) -> None:
+    """Unpack each layer onto its parent's chain, checking it against the config's diff ids."""
     config = parse_config(config_bytes, ref=what)
-    if len(config.diff_ids) != len(layer_paths):
+    if len(config.diff_ids) != len(layers):
         raise ImageError(
-            f"{what}: the config lists {len(config.diff_ids)} layers but the manifest {len(layer_paths)}")
-    for want, path in zip(config.diff_ids, layer_paths, strict=True):
-        layer = images.add_layer_file(path)
-        if layer.diff_id != want:
-            raise ImageError(f"{what}: layer digest mismatch: config says {want}, layer is {layer.diff_id}")
+            f"{what}: the config lists {len(config.diff_ids)} layers but the manifest {len(layers)}")
+    parent = None
+    for want, (path, desc) in zip(config.diff_ids, layers, strict=True):
+        with open(path, "rb") as f:
+            layer = images.unpack_layer(
+                parent, f, expected_diff_id=want,
+                expected_digest=desc.digest if desc else None, size=desc.size if desc else None,
+                media_type=desc.media_type if desc else None)
+        parent = layer.chain_id
 
 
 def _load_docker(images: Images, stage: _Staging) -> list[Loaded]:
@@ -273,9 +262,9 @@ def _load_docker(images: Images, stage: _Staging) -> list[Loaded]:
         base = os.path.basename(e["Config"]).removesuffix(".json")
         if len(base) == 64 and sha256_digest(config_bytes) != f"sha256:{base}":
             raise ImageError(f"digest mismatch: config {e['Config']} does not hash to its name")
-        _check_layers(images, config_bytes, [stage.path(p) for p in e["Layers"]], e["Config"])
+        _unpack_layers(images, config_bytes, [(stage.path(p), None) for p in e["Layers"]], e["Config"])
         tags = [str(refs.parse_tagged(t)) for t in (e.get("RepoTags") or [])]
-        image_id = images.put(config_bytes, tags=tags)
+        image_id = images.put(config_bytes, tags=tags, config_media_type=MT_DOCKER_CONFIG)
         out.append(Loaded(image_id, tuple(tags)))
     return out
 
@@ -317,14 +306,14 @@ def _load_oci(images: Images, stage: _Staging) -> list[Loaded]:
             config_bytes = f.read()
         for layer in manifest.layers:
             layer_compression(layer.media_type)  # refuse unknown layer types clearly
-        paths = [_verified_blob(stage, layer) for layer in manifest.layers]
-        _check_layers(images, config_bytes, paths, target.digest)
+        paths = [(_verified_blob(stage, layer), layer) for layer in manifest.layers]
+        _unpack_layers(images, config_bytes, paths, target.digest)
         tags = []
         # a full name from containerd's annotation, or a ref.name that is more than a tag
         name = desc.annotations.get(CONTAINERD_NAME) or desc.annotations.get(OCI_REF_NAME, "")
         if "/" in name:
             with contextlib.suppress(ImageError):
                 tags.append(str(refs.parse_tagged(name)))
-        image_id = images.put(config_bytes, tags=tags)
+        image_id = images.put(config_bytes, tags=tags, config_media_type=manifest.config.media_type)
         out.append(Loaded(image_id, tuple(tags)))
     return out

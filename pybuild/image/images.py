@@ -4,14 +4,12 @@ rules, list, and prune dangling images."""
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from pybuild.errors import ImageError
-from pybuild.image import _store_interim as core
+from pybuild.image import layers as layer_ops
 from pybuild.image import reference as refs
 from pybuild.image.config import ImageConfig, parse_config, parse_time
 from pybuild.image.manifest import (
@@ -22,6 +20,7 @@ from pybuild.image.manifest import (
     check_format,
     layer_media_type,
 )
+from pybuild.image.store import Store, chain_ids
 
 
 @dataclass(frozen=True)
@@ -78,74 +77,78 @@ class Images:
     """Images in one store root. Cheap to create; one per command."""
 
     def __init__(self, root: str):
-        self.store = core.Store(root)
+        self.store = Store(root)
         self.db = self.store.db
 
     def close(self) -> None:
         self.store.close()
 
     # -- adding -------------------------------------------------------------------
-    def add_layer_file(self, path: str) -> Layer:
-        """Store a layer tar (plain, gzip or zstd) and remember its diff id."""
-        diff_id, digest, comp, size, usize = core.ingest_layer(self.store, path)
-        with self.store.transaction() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO layers(diff_id, digest, compression, size, uncompressed_size)"
-                " VALUES (?,?,?,?,?)",
-                (diff_id, digest, comp, size, usize),
-            )
-        return Layer(diff_id, digest, comp, size, usize)
+    def unpack_layer(self, parent_chain: str | None, src: BinaryIO, expected_diff_id: str | None = None,
+                     expected_digest: str | None = None, size: int | None = None,
+                     media_type: str | None = None) -> layer_ops.Layer:
+        """A layer blob (plain, gzip or zstd) -> its blob and snapshot, verified in one pass.
+        Callers hold the store (store.hold()) until the image that uses it is recorded."""
+        return layer_ops.unpack_layer(self.store, parent_chain, src, expected_digest=expected_digest,
+                                      expected_diff_id=expected_diff_id, size=size, keep_blob=True,
+                                      media_type=media_type)
 
     def put(self, config_bytes: bytes, tags: Iterable[str] = (), parent: str | None = None,
-            digests: Iterable[str] = ()) -> str:
+            digests: Iterable[str] = (), config_media_type: str = MT_OCI_CONFIG) -> str:
         """Record an image whose layers are already stored; tag it. Returns the image id."""
         config = parse_config(config_bytes)
-        size = 0
-        for diff_id in config.diff_ids:
-            layer = self.layer(diff_id)
-            size += layer.uncompressed_size
-        image_id = self.store.put_bytes(config_bytes)
+        for diff_id, chain in zip(config.diff_ids, chain_ids(config.diff_ids), strict=True):
+            if self.store.snapshot(chain) is None and not self.store.layer_blobs(diff_id):
+                raise ImageError(f"layer {diff_id} is not in the store")
         names = [str(refs.parse_tagged(t)) for t in tags]
-        with self.store.transaction() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO images(id, config_media_type, parent, created, size) VALUES (?,?,?,?,?)",
-                (image_id, MT_OCI_CONFIG, parent, time.time(), size),
-            )
-            for name in names:
-                db.execute("INSERT OR REPLACE INTO tags(reference, image_id, created) VALUES (?,?,?)",
-                           (name, image_id, time.time()))
-            for d in digests:
-                repo, _, digest = d.partition("@")
-                db.execute("INSERT OR REPLACE INTO repo_digests(repository, digest, image_id) VALUES (?,?,?)",
-                           (repo, digest, image_id))
-        return image_id
+        record = self.store.add_image(config_bytes, config_media_type, parent=parent)
+        for name in names:
+            self.store.set_tag(name, record.id)
+        for d in digests:
+            repo, _, digest = d.partition("@")
+            self.store.add_repo_digest(repo, digest, record.id)
+        return record.id
 
     # -- reading ------------------------------------------------------------------
-    def layer(self, diff_id: str) -> Layer:
-        row = self.db.execute(
-            "SELECT diff_id, digest, compression, size, uncompressed_size FROM layers"
-            " WHERE diff_id=? ORDER BY compression='gzip' DESC LIMIT 1",
-            (diff_id,),
-        ).fetchone()
+    def layer_size(self, diff_id: str) -> int:
+        """Uncompressed size of a layer, from its blob record or its snapshot."""
+        row = self.db.execute("SELECT uncompressed_size FROM layers WHERE diff_id=? LIMIT 1",
+                              (diff_id,)).fetchone()
+        if row is None:
+            row = self.db.execute("SELECT size FROM snapshots WHERE diff_id=? LIMIT 1", (diff_id,)).fetchone()
         if row is None:
             raise ImageError(f"layer {diff_id} is not in the store")
-        return Layer(*row)
+        return row[0]
+
+    def layer_blob(self, chain: str, diff_id: str, compressed: bool = True) -> Layer:
+        """A stored blob of the layer: a compressed one if asked (made now, gzip, if none
+        exists yet: compression is lazy), else the cheapest to read."""
+        have = self.store.layer_blobs(diff_id)
+        order = {"gzip": 0, "zstd": 1, "none": 2} if compressed else {"none": 0, "gzip": 1, "zstd": 2}
+        have.sort(key=lambda b: order[b.compression])
+        if have and (have[0].compression != "none" or not compressed):
+            lb = have[0]
+        else:
+            lb = layer_ops.ensure_blob(self.store, chain, "gzip")
+        return Layer(lb.diff_id, lb.digest, lb.compression, lb.size, lb.uncompressed_size)
 
     def open_layer_tar(self, diff_id: str) -> BinaryIO:
         """The uncompressed tar stream of a layer."""
-        layer = self.layer(diff_id)
-        return core.open_uncompressed(self.store, layer.blob_digest, layer.compression)
+        chain = self.db.execute("SELECT chain_id FROM snapshots WHERE diff_id=? LIMIT 1", (diff_id,)).fetchone()
+        if chain is None and not self.store.layer_blobs(diff_id):
+            raise ImageError(f"layer {diff_id} is not in the store")
+        lb = self.layer_blob(chain[0] if chain else "", diff_id, compressed=False)
+        return layer_ops.open_plain(self.store, lb.blob_digest)  # type: ignore[return-value]
 
     def get(self, image_id: str) -> Image:
-        row = self.db.execute("SELECT id, parent, created, size FROM images WHERE id=?", (image_id,)).fetchone()
-        if row is None:
+        record = self.store.image(image_id)
+        if record is None:
             raise ImageError(f"No such image: {image_id}")
         data = self.store.read_blob(image_id)
-        tags = tuple(sorted(r[0] for r in self.db.execute(
-            "SELECT reference FROM tags WHERE image_id=?", (image_id,))))
-        digests = tuple(sorted(r[0] for r in self.db.execute(
-            "SELECT repository || '@' || digest FROM repo_digests WHERE image_id=?", (image_id,))))
-        return Image(row[0], data, parse_config(data, ref=image_id), tags, digests, row[1], row[2], row[3])
+        tags = tuple(t.reference for t in self.store.tags(image_id))
+        digests = tuple(sorted(f"{repo}@{d}" for repo, d, _ in self.store.repo_digests(image_id)))
+        return Image(record.id, data, parse_config(data, ref=image_id), tags, digests, record.parent,
+                     record.created, record.size)
 
     def ids(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT id FROM images ORDER BY created DESC, id")]
@@ -183,9 +186,7 @@ class Images:
                 if row:
                     return row[0]
         if refs.looks_like_short_id(text):
-            prefix = text if text.startswith("sha256:") else f"sha256:{text}"
-            found = [r[0] for r in self.db.execute(
-                "SELECT id FROM images WHERE substr(id, 1, ?) = ?", (len(prefix), prefix))]
+            found = self.store.image_ids_with_prefix(text)
             if len(found) == 1:
                 return found[0]
             if len(found) > 1:
@@ -196,16 +197,16 @@ class Images:
         return self.db.execute("SELECT 1 FROM images WHERE id=?", (image_id,)).fetchone() is not None
 
     def manifest(self, image_id: str, fmt: str = "oci") -> Manifest:
-        """The manifest of a local image, for the layer blobs the store holds."""
+        """The manifest of a local image over compressed layer blobs (made now if missing)."""
         check_format(fmt)
         data = self.store.read_blob(image_id)
         config = parse_config(data, ref=image_id)
-        layers = []
-        for diff_id in config.diff_ids:
-            layer = self.layer(diff_id)
-            layers.append(Descriptor(layer_media_type(layer.compression, fmt), layer.blob_digest, layer.size))
+        descs = []
+        for diff_id, chain in zip(config.diff_ids, chain_ids(config.diff_ids), strict=True):
+            lb = self.layer_blob(chain, diff_id)
+            descs.append(Descriptor(layer_media_type(lb.compression, fmt), lb.blob_digest, lb.size))
         cfg = Descriptor(MT_DOCKER_CONFIG if fmt == "docker" else MT_OCI_CONFIG, image_id, len(data))
-        return Manifest(config=cfg, layers=tuple(layers)).converted(fmt)
+        return Manifest(config=cfg, layers=tuple(descs)).converted(fmt)
 
     # -- tags and removal -----------------------------------------------------------
     def tag(self, image_id: str, target: str) -> str:
@@ -214,9 +215,7 @@ class Images:
         name = str(refs.parse_tagged(target))
         if refs.parse_normalized(target).digest:
             raise ImageError("refusing to create a tag with a digest reference", ref=target)
-        with self.store.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO tags(reference, image_id, created) VALUES (?,?,?)",
-                           (name, image_id, time.time()))
+        self.store.set_tag(name, image_id)
         return name
 
     def untag(self, name: str) -> None:
@@ -294,9 +293,7 @@ class Images:
         while image_id:
             row = self.db.execute("SELECT parent FROM images WHERE id=?", (image_id,)).fetchone()
             parent = row[0] if row else None
-            with self.store.transaction() as db:
-                db.execute("DELETE FROM tags WHERE image_id=?", (image_id,))
-                db.execute("DELETE FROM repo_digests WHERE image_id=?", (image_id,))
+            with self.store.transaction() as db:  # tags, layers, digests go by ON DELETE CASCADE
                 db.execute("UPDATE images SET parent=NULL WHERE parent=?", (image_id,))
                 db.execute("DELETE FROM images WHERE id=?", (image_id,))
             events.append(("Deleted", image_id))
@@ -335,31 +332,8 @@ class Images:
         return events, self.gc()
 
     def gc(self) -> int:
-        """Delete blobs no image, layer record or tag reaches; returns bytes freed."""
-        keep: set[str] = set()
-        live_diff_ids: set[str] = set()
-        for image_id in self.ids():
-            keep.add(image_id)
-            try:
-                live_diff_ids.update(parse_config(self.store.read_blob(image_id)).diff_ids)
-            except ImageError:
-                continue
-        with self.store.transaction() as db:
-            for diff_id, blob in db.execute("SELECT diff_id, digest FROM layers").fetchall():
-                if diff_id in live_diff_ids:
-                    keep.add(blob)
-                else:
-                    db.execute("DELETE FROM layers WHERE diff_id=? AND digest=?", (diff_id, blob))
-        freed = 0
-        for name in os.listdir(self.store.blob_dir):
-            if f"sha256:{name}" not in keep:
-                path = os.path.join(self.store.blob_dir, name)
-                try:
-                    freed += os.stat(path).st_size
-                    os.unlink(path)
-                except FileNotFoundError:
-                    pass
-        return freed
+        """The store's garbage collection (blobs, snapshots, tmp leftovers); bytes freed."""
+        return self.store.gc().bytes_freed
 
     def history(self, image_id: str) -> list[tuple[str, object, int]]:
         """(image id or '<missing>', HistoryEntry, layer size) newest first, as `docker history`."""
@@ -372,7 +346,7 @@ class Images:
             cur = self.get(cur).parent
         rows = []
         for i, (entry, diff_id) in enumerate(reversed(image.config.layer_history())):
-            size = self.layer(diff_id).uncompressed_size if diff_id else 0
+            size = self.layer_size(diff_id) if diff_id else 0
             rows.append((chain[i] if i < len(chain) else "<missing>", entry, size))
         if not rows:  # no history at all: one row for the image itself
             rows.append((image_id, None, image.size))

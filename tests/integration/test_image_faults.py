@@ -20,8 +20,8 @@ from tests.integration.test_image_cli import out, pyrun
 
 
 def check_store(root) -> None:
-    """Every blob hashes to its name; every image's config and layers are present; tags and
-    digests point at images. (Until `pyrun system check` lands from the store area.)"""
+    """Every blob hashes to its name; every image's config, layer blobs and snapshots are
+    present; tags point at images. (Until `pyrun system check` lands from the store area.)"""
     import sqlite3
 
     blobs = os.path.join(root, "blobs", "sha256")
@@ -37,6 +37,9 @@ def check_store(root) -> None:
             for diff_id in config["rootfs"]["diff_ids"]:
                 rows = db.execute("SELECT digest FROM layers WHERE diff_id=?", (diff_id,)).fetchall()
                 assert any(os.path.exists(os.path.join(blobs, d[7:])) for (d,) in rows), diff_id
+            for (n,) in db.execute("SELECT n FROM snapshots s JOIN image_layers l ON s.chain_id=l.chain_id"
+                                   " WHERE l.image_id=?", (image_id,)):
+                assert os.path.isdir(os.path.join(root, "snapshots", str(n), "fs"))
         assert db.execute("SELECT count(*) FROM tags WHERE image_id NOT IN (SELECT id FROM images)").fetchone()[0] == 0
     finally:
         db.close()
@@ -129,7 +132,7 @@ def test_layer_not_matching_config_diff_id(tmp_path, image_store):
     entry = json.loads((work / "manifest.json").read_text())[0]
     layer = work / entry["Layers"][0]
     subprocess.run(["tar", "-C", "/etc", "-cf", str(layer), "hostname"], check=True)
-    _load_fails(tmp_path, _pack(work, tmp_path / "x.tar"), "layer digest mismatch")
+    _load_fails(tmp_path, _pack(work, tmp_path / "x.tar"), "layer diff id mismatch")
 
 
 @pytest.mark.parametrize(
