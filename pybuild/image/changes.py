@@ -1,67 +1,46 @@
 """`--change` instructions for `import` and `commit` (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL,
-ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR) applied to a container config.
-
-A small local parser for single-line instructions; the full Dockerfile grammar lives in
-pybuild.grammar."""
+ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR) applied to a container config: parsed with the
+Dockerfile grammar (pybuild.grammar), words expanded against the image's ENV as Docker does."""
 
 from __future__ import annotations
 
-import json
 import posixpath
-import shlex
 from dataclasses import replace
 
-from pybuild.errors import ImageError
+from pybuild.errors import DockerfileError, ImageError
 from pybuild.image.config import ContainerConfig
 
 ALLOWED = ("cmd", "entrypoint", "env", "expose", "label", "onbuild", "stopsignal", "user",
            "volume", "workdir")
 
 
-def _json_or_none(rest: str) -> list[str] | None:
-    if not rest.startswith("["):
-        return None
+def _expand(word: str, env: dict[str, str]) -> str:
+    from pybuild.grammar.words import ExpansionError, expand
+
     try:
-        value = json.loads(rest)
-    except json.JSONDecodeError:
-        return None  # Docker falls back to the shell form
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return value
-    return None
+        return expand(word, env)
+    except ExpansionError as e:
+        raise ImageError(f"--change: {e}") from None
 
 
-def _exec_or_shell(rest: str, shell: tuple[str, ...] | None) -> tuple[str, ...]:
-    args = _json_or_none(rest)
-    if args is not None:
-        return tuple(args)
-    return (*(shell or ("/bin/sh", "-c")), rest)
-
-
-def _pairs(keyword: str, rest: str) -> list[tuple[str, str]]:
-    """ENV/LABEL: `k=v k2="v 2"`, or the legacy one-pair form `k v w`."""
-    try:
-        words = shlex.split(rest, posix=True)
-    except ValueError as e:
-        raise ImageError(f"--change {keyword.upper()}: {e}") from None
-    if not words:
-        raise ImageError(f"--change {keyword.upper()} needs at least one argument")
-    if "=" not in words[0]:
-        key, _, value = rest.strip().partition(" ")
-        if not value.strip() and keyword == "env":
-            raise ImageError(f"--change ENV {key}: needs a value (ENV key=value)")
-        return [(key, value.strip())]
-    pairs = []
-    for w in words:
-        key, eq, value = w.partition("=")
-        if not eq or not key:
-            raise ImageError(f"--change {keyword.upper()}: {w!r} is not key=value")
-        pairs.append((key, value))
-    return pairs
-
-
-def _expose(rest: str) -> list[str]:
+def _pairs(kw: str, args: tuple[str, ...], env: dict[str, str]) -> list[tuple[str, str]]:
+    """ENV/LABEL args come as (key, value, "="|"") triples."""
+    if not args:
+        raise ImageError(f"--change {kw.upper()} needs at least one key=value")
     out = []
-    for word in rest.split():
+    for i in range(0, len(args) - 2, 3):
+        key, value = _expand(args[i], env), _expand(args[i + 1], env)
+        if not key:
+            raise ImageError(f"--change {kw.upper()}: a key=value pair has an empty key")
+        out.append((key, value))
+        if kw == "env":  # later pairs see earlier ones, as in a Dockerfile
+            env = {**env, key: value}
+    return out
+
+
+def _expose(words: list[str]) -> list[str]:
+    out = []
+    for word in words:
         port, _, proto = word.partition("/")
         proto = (proto or "tcp").lower()
         if proto not in ("tcp", "udp", "sctp"):
@@ -81,51 +60,64 @@ def _expose(rest: str) -> list[str]:
 def apply_change(cfg: ContainerConfig, line: str, cmd_set: bool = False) -> ContainerConfig:
     """Apply one instruction such as `CMD ["sh"]` or `ENV A=1` to `cfg`. `cmd_set`: a CMD
     came earlier in the same batch (then ENTRYPOINT keeps it, as in a Dockerfile)."""
+    from pybuild.grammar import parse
+
     text = line.strip()
-    keyword, _, rest = text.partition(" ")
-    if "\t" in keyword:
-        keyword, _, more = keyword.partition("\t")
-        rest = f"{more} {rest}".strip()
-    kw = keyword.lower()
-    rest = rest.strip()
-    if kw not in ALLOWED:
+    word = text.split(None, 1)[0].lower() if text else ""
+    if word not in ALLOWED:
         raise ImageError(
-            f"--change {keyword or line!r}: not a valid change instruction "
+            f"--change {text!r}: not a valid change instruction "
             f"(one of {', '.join(a.upper() for a in ALLOWED)})"
         )
-    if not rest and kw not in ("cmd", "entrypoint"):
-        raise ImageError(f"--change {keyword.upper()} needs an argument")
-    if kw == "cmd":
-        return replace(cfg, cmd=_exec_or_shell(rest, cfg.shell) if rest else ())
-    if kw == "entrypoint":
+    try:
+        tree = parse(text, path="--change")
+    except DockerfileError as e:
+        raise ImageError(f"--change {text!r}: {e.reason}") from None
+    if len(tree.instructions) != 1:
+        raise ImageError(f"--change {text!r}: expected exactly one instruction")
+    ins = tree.instructions[0]
+    kw, args = ins.keyword, ins.args
+    env = cfg.env_dict()
+    if kw in ("cmd", "entrypoint"):
+        if ins.json:
+            value: tuple[str, ...] = tuple(args)
+        elif args:  # shell form: kept as written, run by the image's shell
+            value = (*(cfg.shell or ("/bin/sh", "-c")), args[0])
+        else:
+            value = ()
+        if kw == "cmd":
+            return replace(cfg, cmd=value)
         # Docker: setting ENTRYPOINT resets a CMD inherited from the base
-        entry = _exec_or_shell(rest, cfg.shell) if rest else ()
-        return replace(cfg, entrypoint=entry, cmd=cfg.cmd if cmd_set else None)
+        return replace(cfg, entrypoint=value, cmd=cfg.cmd if cmd_set else None)
+    if kw == "onbuild":
+        rest = text.split(None, 1)[1].strip() if len(text.split(None, 1)) > 1 else ""
+        inner = rest.split(None, 1)[0].lower() if rest else ""
+        if not inner:
+            raise ImageError("--change ONBUILD needs an instruction")
+        if inner in ("onbuild", "from", "maintainer"):
+            raise ImageError(f"--change ONBUILD {inner.upper()} is not allowed")
+        return replace(cfg, on_build=(*cfg.on_build, rest))
+    if not args:
+        raise ImageError(f"--change {kw.upper()} needs an argument")
     if kw == "env":
-        env = cfg.env_dict()
-        for k, v in _pairs(kw, rest):
+        for k, v in _pairs(kw, args, env):
             env[k] = v
         return replace(cfg, env=tuple(f"{k}={v}" for k, v in env.items()))
     if kw == "label":
-        labels = dict(cfg.labels)
-        labels.update(_pairs(kw, rest))
-        return replace(cfg, labels=labels)
+        return replace(cfg, labels={**cfg.labels, **dict(_pairs(kw, args, env))})
+    words = [_expand(a, env) for a in args]
     if kw == "expose":
-        return replace(cfg, exposed_ports=tuple(sorted(set(cfg.exposed_ports) | set(_expose(rest)))))
+        return replace(cfg, exposed_ports=tuple(sorted(set(cfg.exposed_ports) | set(_expose(words)))))
     if kw == "volume":
-        vols = _json_or_none(rest) or rest.split()
+        vols = [w for w in words if w]
+        if not vols:
+            raise ImageError("--change VOLUME needs a path")
         return replace(cfg, volumes=tuple(sorted(set(cfg.volumes) | set(vols))))
     if kw == "user":
-        return replace(cfg, user=rest)
+        return replace(cfg, user=words[0])
     if kw == "workdir":
-        return replace(cfg, working_dir=posixpath.normpath(posixpath.join(cfg.working_dir or "/", rest)))
-    if kw == "stopsignal":
-        return replace(cfg, stop_signal=rest)
-    # onbuild: kept as written, run when a child image builds FROM this one
-    inner = rest.split(None, 1)[0].lower()
-    if inner in ("onbuild", "from", "maintainer"):
-        raise ImageError(f"--change ONBUILD {inner.upper()} is not allowed")
-    return replace(cfg, on_build=(*cfg.on_build, rest))
+        return replace(cfg, working_dir=posixpath.normpath(posixpath.join(cfg.working_dir or "/", words[0])))
+    return replace(cfg, stop_signal=words[0])  # stopsignal
 
 
 def apply_changes(cfg: ContainerConfig, lines: list[str] | tuple[str, ...]) -> ContainerConfig:
