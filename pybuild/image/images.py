@@ -63,13 +63,38 @@ def register_image_users(fn: ImageUsers) -> None:
     _users.append(fn)
 
 
-def _containers_using(image_id: str) -> tuple[list[str], list[str]]:
+def _containers_on_disk(root: str, image_id: str) -> tuple[list[str], list[str]]:
+    """Containers of this store root made from the image (containers/<id>/state.json, the
+    runtime's record), split into running (owner process alive) and stopped."""
+    import json
+    import os
+
     running: list[str] = []
     stopped: list[str] = []
-    for fn in _users:
-        r, s = fn(image_id)
-        running += r
-        stopped += s
+    base = os.path.join(root, "containers")
+    try:
+        names = sorted(os.listdir(base))
+    except FileNotFoundError:
+        return running, stopped
+    for name in names:
+        try:
+            with open(os.path.join(base, name, "state.json")) as f:
+                state = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if not isinstance(state, dict) or state.get("image_id") != image_id:
+            continue
+        owner = state.get("owner") or {}
+        alive = False
+        if state.get("status") == "running" and isinstance(owner.get("pid"), int):
+            try:
+                os.kill(owner["pid"], 0)
+                alive = True
+            except ProcessLookupError:
+                alive = False
+            except PermissionError:
+                alive = True
+        (running if alive else stopped).append(str(state.get("id") or name))
     return running, stopped
 
 
@@ -82,6 +107,14 @@ class Images:
 
     def close(self) -> None:
         self.store.close()
+
+    def _containers_using(self, image_id: str) -> tuple[list[str], list[str]]:
+        running, stopped = _containers_on_disk(self.store.root, image_id)
+        for fn in _users:
+            r, st = fn(image_id)
+            running += r
+            stopped += st
+        return running, stopped
 
     # -- adding -------------------------------------------------------------------
     def unpack_layer(self, parent_chain: str | None, src: BinaryIO, expected_diff_id: str | None = None,
@@ -230,7 +263,7 @@ class Images:
         """Docker's rmi: returns ("Untagged", ref) and ("Deleted", id) events in order."""
         image_id = self.resolve(text)
         image = self.get(image_id)
-        running, stopped = _containers_using(image_id)
+        running, stopped = self._containers_using(image_id)
         by_ref = self._is_reference(text, image)
         events: list[tuple[str, str]] = []
         if by_ref:
@@ -301,7 +334,7 @@ class Images:
             if not (prune_parents and parent and self._exists(parent)):
                 break
             tagged = self.db.execute("SELECT 1 FROM tags WHERE image_id=?", (parent,)).fetchone()
-            if tagged or self.children(parent) or any(_containers_using(parent)):
+            if tagged or self.children(parent) or any(self._containers_using(parent)):
                 break
             image_id = parent
         return events
@@ -319,7 +352,7 @@ class Images:
         events: list[tuple[str, str]] = []
         while True:
             ids = self.ids() if all_images else self.dangling()
-            victims = [i for i in ids if not any(_containers_using(i)) and not self.children(i)]
+            victims = [i for i in ids if not any(self._containers_using(i)) and not self.children(i)]
             if not victims:
                 break
             for image_id in victims:

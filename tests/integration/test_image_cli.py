@@ -170,3 +170,18 @@ def test_save_to_stdout_and_prune(tmp_path, image_store, busybox_image):
     assert text.startswith("Deleted Images:\nuntagged: dangling:no\nuntagged: keep:me\ndeleted: sha256:")
     assert re.search(r"Total reclaimed space: \d+(\.\d+)?MB\n$", text)
     assert out(root, "images", "-q") == ""
+
+
+@pytest.mark.root
+def test_rmi_refuses_image_of_a_container(image_store, busybox_image):
+    run = pyrun(image_store, "run", "busybox", "true", check=False)
+    if run.returncode != 0:
+        pytest.skip(f"pyrun run does not work here: {run.stderr.decode()[-200:]}")
+    r = pyrun(image_store, "rmi", "busybox", check=False)
+    assert r.returncode == 1 and b"is using its referenced image" in r.stderr
+    r = pyrun(image_store, "rmi", busybox_image.image_id[7:19], check=False)
+    assert r.returncode == 1 and b"image is being used by stopped container" in r.stderr
+    assert "Deleted Images" not in out(image_store, "image", "prune", "-a", "-f")
+    # -f on the tag untags; the image stays for the container
+    assert out(image_store, "rmi", "-f", "busybox") == "Untagged: busybox:latest\n"
+    assert out(image_store, "images", "-q", "--no-trunc").split() == [busybox_image.image_id]
