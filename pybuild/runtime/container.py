@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import time
 from collections.abc import Sequence
 
 from pybuild.errors import ContainerError
 from pybuild.runtime.identity import identity_from_layers
-from pybuild.runtime.mounts import Rootfs, mount_stubs, remove_stubs
+from pybuild.runtime.mounts import Rootfs, mount_stubs, remove_stubs, unmount_tree
 from pybuild.runtime.spec import ImageConfig, RunOptions, build_spec, limits_of
 
 BUILTIN = "builtin"
@@ -243,8 +244,6 @@ class Container:
                 devices.remove(devices_cg)
 
     def _finish(self, state: dict, code: int | None) -> None:
-        from pybuild.runtime.oci import unmount_tree
-
         unmount_tree(self.dir)  # only the OCI path mounts on the host; harmless otherwise
         if state.get("remove"):
             self.remove()
@@ -255,8 +254,6 @@ class Container:
         self._save(state, durable=True)
 
     def remove(self) -> None:
-        from pybuild.runtime.oci import unmount_tree
-
         unmount_tree(self.dir)
         try:
             name = self.state().get("name")
@@ -310,8 +307,6 @@ def _alive(pid: int | None, start: str | None) -> bool:
 def reap_stale(containers_dir: str) -> list[str]:
     """Finish every container whose owning pyrun is gone: kill what is left of it, unmount,
     mark it exited (or remove it, for --rm). Returns the ids it cleaned."""
-    from pybuild.runtime import oci
-
     cleaned = []
     try:
         entries = os.listdir(containers_dir)
@@ -335,8 +330,13 @@ def reap_stale(containers_dir: str) -> list[str]:
         if _alive(owner.get("pid"), owner.get("start")):
             continue
         if _alive(state.get("pid"), state.get("pid_start")):
-            oci.kill_quietly(state["pid"])
+            try:
+                os.kill(state["pid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         if state.get("runtime", BUILTIN) != BUILTIN:
+            from pybuild.runtime import oci
+
             try:
                 binary = oci.runtime_binary(state["runtime"])
                 oci.cleanup_runtime_state(binary, c.runtime_root(), c.id)

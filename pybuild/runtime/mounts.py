@@ -233,3 +233,19 @@ def remove_stubs(upper_dir: str, stubs: Sequence[str]) -> None:
             except OSError:
                 break
             path = os.path.dirname(path)
+
+
+def unmount_tree(path: str) -> None:
+    """Detach every mount at or below `path`, deepest first."""
+    prefix = path.rstrip("/")
+    targets = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = line.split()[4].replace("\\040", " ")
+            if point == prefix or point.startswith(prefix + "/"):
+                targets.append(point)
+    for point in sorted(set(targets), key=len, reverse=True):
+        try:
+            L.umount2(point, L.MNT_DETACH)
+        except OSError:
+            pass

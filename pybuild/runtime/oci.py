@@ -11,8 +11,7 @@ import signal
 import subprocess
 
 from pybuild.errors import CommandNotExecutable, CommandNotFound, ContainerError
-from pybuild.runtime import linux as L
-from pybuild.runtime.mounts import Rootfs, mount_overlay
+from pybuild.runtime.mounts import Rootfs, mount_overlay, unmount_tree
 from pybuild.runtime.stdio import forward_signals
 
 KNOWN_RUNTIMES = ("runc", "crun")
@@ -131,26 +130,3 @@ def cleanup_runtime_state(binary: str, state_root: str, container_id: str) -> No
         return
     subprocess.run([binary, "--root", state_root, "delete", "--force", container_id],
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-
-
-def unmount_tree(path: str) -> None:
-    """Detach every mount at or below `path`, deepest first."""
-    prefix = path.rstrip("/")
-    targets = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            point = line.split()[4].replace("\\040", " ")
-            if point == prefix or point.startswith(prefix + "/"):
-                targets.append(point)
-    for point in sorted(set(targets), key=len, reverse=True):
-        try:
-            L.umount2(point, L.MNT_DETACH)
-        except OSError:
-            pass
-
-
-def kill_quietly(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
