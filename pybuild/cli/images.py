@@ -390,20 +390,32 @@ def load_cmd(ctx, input_, quiet):
 
 
 @click.command("bootstrap")
-@click.option("--busybox", "busybox_path", default=None, help="The busybox binary to use (default: the host's)")
+@click.option("--busybox", "busybox_path", default=None, help="busybox: the binary to use (default: the host's)")
+@click.option("--mirror", default=None, help="debian: the Debian archive (default: the host's apt mirror)")
 @click.argument("kind")
 @click.argument("ref", required=False)
 @click.pass_context
 @docker_exit
-def bootstrap_cmd(ctx, busybox_path, kind, ref):
-    """Make a base image offline from the host: `bootstrap busybox [REF]`."""
-    from pybuild.image.importer import bootstrap_busybox
+def bootstrap_cmd(ctx, busybox_path, mirror, kind, ref):
+    """Make a base image from the host: `bootstrap busybox [REF]` (offline, from the host's
+    busybox-static) or `bootstrap debian:SUITE [REF]` (debootstrap from a Debian archive)."""
+    name, _, tag = kind.partition(":")
+    if name == "busybox":
+        if mirror:
+            raise click.UsageError("--mirror applies to bootstrap debian only")
+        from pybuild.image.importer import bootstrap_busybox
 
-    if kind.split(":", 1)[0] != "busybox":
-        raise ImageError(f"cannot bootstrap {kind!r}: only 'busybox' (from the host's busybox-static) is supported")
-    tag = ref or (kind if ":" in kind else "busybox:latest")
-    with contextlib.closing(_images(ctx)) as store:
-        image_id = bootstrap_busybox(store, tag, busybox_path)
+        with contextlib.closing(_images(ctx)) as store:
+            image_id = bootstrap_busybox(store, ref or (kind if tag else "busybox:latest"), busybox_path)
+    elif name == "debian":
+        if busybox_path:
+            raise click.UsageError("--busybox applies to bootstrap busybox only")
+        from pybuild.image.debootstrap import bootstrap_debian
+
+        with contextlib.closing(_images(ctx)) as store:
+            image_id = bootstrap_debian(store, tag or "bookworm", ref, mirror)
+    else:
+        raise ImageError(f"cannot bootstrap {kind!r}: use busybox or debian:SUITE")
     click.echo(image_id)
     return 0
 

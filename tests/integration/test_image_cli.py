@@ -94,8 +94,23 @@ def test_bootstrap_is_deterministic_and_complete(tmp_path, busybox_image):
     assert all(m.uid == 0 and m.gid == 0 for m in members.values())
     names = [m.name for m in layer.getmembers()]
     assert names == sorted(names)
-    r = pyrun(tmp_path / "r2", "bootstrap", "debian:bookworm", check=False)
-    assert r.returncode == 1 and b"only 'busybox'" in r.stderr
+    r = pyrun(tmp_path / "r2", "bootstrap", "alpine", check=False)
+    assert r.returncode == 1 and b"use busybox or debian:SUITE" in r.stderr
+
+
+def test_bootstrap_debian_unreachable_mirror(tmp_path):
+    """The clear error path only: a real debootstrap is slow and needs the network."""
+    import socket
+
+    with socket.socket() as s:  # a free port on 127.0.0.1 that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = pyrun(tmp_path / "r", "bootstrap", "debian:bookworm", "--mirror", f"http://127.0.0.1:{port}/debian",
+              check=False)
+    assert r.returncode == 1
+    assert b"the Debian archive at http://127.0.0.1:" in r.stderr and b"is not reachable" in r.stderr
+    r = pyrun(tmp_path / "r", "bootstrap", "debian:Bad_Suite", check=False)
+    assert r.returncode == 1 and b"invalid Debian suite" in r.stderr
 
 
 def test_import_with_changes(tmp_path, busybox_image):
