@@ -177,9 +177,10 @@ class RegistryClient:
             except httpx.TransportError as e:
                 if _cert_verify_failure(e) is not None:
                     raise RegistryError(f"TLS certificate not trusted: {e}", ref=self.ref) from e
-                if attempt >= self.options.retries or not isinstance(
-                    e, _RETRY_EXC + (httpx.ConnectError,)
-                ):
+                # a refused connection or an unknown host is rarely cured by waiting:
+                # one more try (a registry restarting), not the whole back-off series
+                limit = 1 if isinstance(e, httpx.ConnectError) else self.options.retries
+                if attempt >= limit or not isinstance(e, _RETRY_EXC):
                     raise RegistryError(
                         f"{what or method + ' ' + path}: {type(e).__name__}: {e}", ref=self.ref
                     ) from e

@@ -61,8 +61,8 @@ class _Pull:
 
     def run(self) -> PullResult:
         ref = self.ref
-        self.events(ev.Progress(ref.tag or ref.digest or "", f"Pulling from {ref.path}"))
         raw, media_type, top_digest = self.client.get_manifest(self.repo, ref.digest or ref.tag)
+        self.events(ev.Progress(ref.tag or ref.digest or "", f"Pulling from {ref.path}"))
         parsed = parse_manifest(raw, str(ref), media_type)
         index_raw = None
         if isinstance(parsed, Index):

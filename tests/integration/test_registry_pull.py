@@ -296,3 +296,11 @@ def test_push_and_pull_over_tls(tmp_path, registry_tls, pyrun_env):
     assert r.returncode == 0, r.stderr
     with Store(str(fresh)) as s:
         assert s.tag(ref) == image_id
+
+
+def test_unreachable_registry_is_clear(pyrun_env):
+    from tests.plugins.registry import free_port
+
+    r = pyrun("pull", f"127.0.0.1:{free_port()}/team/none:1")
+    assert r.returncode == 1 and "Connection refused" in r.stderr
+    assert "Pulling from" not in r.stdout
