@@ -118,3 +118,33 @@ def test_skopeo_reads_what_we_push(image, registry, pyrun_env, tmp_path):
     assert r.returncode == 0, r.stderr
     index = json.loads((tmp_path / "layout" / "index.json").read_text())
     assert index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] == "copied"
+
+
+def test_push_built_layer_compresses_lazily(registry, pyrun_env, tmp_path):
+    """A layer committed from a dir has a snapshot and a diff id but no blob until a push
+    needs one: the push makes the gzip blob, and the registry's copy unpacks to that diff id."""
+    import gzip
+    import hashlib
+    import os
+
+    from pybuild.image.layers import commit_dir
+
+    ref = f"{registry.host}/team/built:1"
+    with Store(str(pyrun_env)) as store:
+        upper = os.path.join(store.tmp_dir, "upper")
+        os.makedirs(os.path.join(upper, "etc"))
+        with open(os.path.join(upper, "etc", "built"), "w") as f:
+            f.write("made by a build step\n")
+        layer = commit_dir(store, upper, None)
+        assert store.layer_blobs(layer.diff_id) == []
+        config = json.dumps({"architecture": "amd64", "os": "linux",
+                             "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]}}).encode()
+        store.set_tag(ref, store.add_image(config).id)
+    r = pyrun("push", ref)
+    assert r.returncode == 0, r.stderr
+    with Store(str(pyrun_env)) as store:
+        (blob,) = store.layer_blobs(layer.diff_id)
+        assert blob.compression == "gzip"
+    with RegistryClient(registry.host, FAST) as c:
+        data = c.get_blob("team/built", blob.digest)
+    assert "sha256:" + hashlib.sha256(gzip.decompress(data)).hexdigest() == layer.diff_id
