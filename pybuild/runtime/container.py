@@ -139,7 +139,10 @@ class Container:
                 "runtime": runtime, "remove": remove, "lower_dirs": list(lower_dirs),
                 "stdin_null": not options.interactive, "privileged": options.privileged,
                 "stubs": mount_stubs(spec, rootfs.layers()),
-                "owner": None, "pid": None,
+                # the creating pyrun: if it dies before running a --rm container, the
+                # next pyrun removes it
+                "owner": {"pid": os.getpid(), "start": process_start(os.getpid())},
+                "pid": None,
             }, durable=True)
         except BaseException:
             c.remove()
@@ -325,9 +328,14 @@ def reap_stale(containers_dir: str) -> list[str]:
         except (OSError, ValueError):
             continue
         owner = state.get("owner")
-        if state.get("status") != "running" or not owner:
+        if state.get("status") not in ("created", "running") or not owner:
             continue
         if _alive(owner.get("pid"), owner.get("start")):
+            continue
+        if state["status"] == "created":  # never started: only a --rm one is unwanted now
+            if state.get("remove"):
+                c.remove()
+                cleaned.append(c.id)
             continue
         if _alive(state.get("pid"), state.get("pid_start")):
             try:

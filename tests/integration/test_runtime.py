@@ -421,3 +421,20 @@ def test_run_steps_in_parallel_threads(busybox_rootfs, tmp_path):
     # this process's own pid namespace is untouched: new children are not pid 1
     child = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True)
     assert child.stdout.strip() != "1"
+
+
+def test_a_created_rm_container_whose_pyrun_died_is_removed(pyrun, busybox_rootfs):
+    from pybuild.runtime import Container
+
+    containers_dir = str(pyrun.store / "containers")
+    code = ("import sys; from pybuild.runtime import Container, ImageConfig, RunOptions; "
+            f"Container.create({containers_dir!r}, image=ImageConfig(cmd=('true',)), "
+            f"lower_dirs=[{str(busybox_rootfs)!r}], options=RunOptions(), remove=True); "
+            f"Container.create({containers_dir!r}, image=ImageConfig(cmd=('true',)), "
+            f"lower_dirs=[{str(busybox_rootfs)!r}], options=RunOptions(), remove=False)")
+    subprocess.run([sys.executable, "-c", code], check=True)  # created, never run, gone
+    assert len(containers(pyrun.store)) == 2
+    assert pyrun("--rm", "true").returncode == 0
+    (kept,) = containers(pyrun.store)  # the one without --rm stays "created", like docker create
+    state = Container(containers_dir, kept).state()
+    assert state["status"] == "created" and not state["remove"]
