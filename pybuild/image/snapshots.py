@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 
 from pybuild.errors import ImageError, StoreError
-from pybuild.image.store import SnapshotRecord, Store, _fsync_dir, chain_id
+from pybuild.image.blobwriter import _fsync_dir
+from pybuild.image.store import SnapshotRecord, Store, chain_id
 
 _libc = ctypes.CDLL(None, use_errno=True)
 

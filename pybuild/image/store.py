@@ -5,7 +5,8 @@ Layout (DESIGN.md "The store")::
 
     blobs/sha256/<hex>   lock   meta.db   snapshots/<n>/fs   containers/   volumes/   tmp/
 
-API (all digests are "sha256:<hex>"; every record is a frozen dataclass)::
+API (all digests are "sha256:<hex>"; records are frozen dataclasses from pybuild.image.records,
+re-exported here with chain_id/chain_ids/sha256_digest/check_digest)::
 
     store = Store(root)                      # creates the layout, opens/migrates meta.db
     # blobs: written to tmp/, verified while written, fsynced, renamed into place
@@ -54,164 +55,36 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import re
 import sqlite3
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from pybuild.errors import ImageError, StoreError
 from pybuild.image import meta
+from pybuild.image.blobwriter import BlobWriter, _fsync_dir
+from pybuild.image.records import (  # re-exported: the store's public values
+    CHUNK,
+    Blob,
+    ImageRecord,
+    LayerBlob,
+    ManifestRecord,
+    SnapshotRecord,
+    TagRecord,
+    chain_id,
+    chain_ids,
+    check_digest,
+    sha256_digest,
+)
 
-CHUNK = 1 << 20
-_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+__all__ = ["Store", "BlobWriter", "Blob", "ImageRecord", "LayerBlob", "ManifestRecord",
+           "SnapshotRecord", "TagRecord", "chain_id", "chain_ids", "check_digest",
+           "sha256_digest", "CHUNK", "MT_OCI_CONFIG", "_fsync_dir"]
+
 MT_OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-
-
-def check_digest(digest: str) -> str:
-    if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
-        raise ImageError(f"invalid digest {digest!r}: expected sha256:<64 hex digits>")
-    return digest
-
-
-def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def chain_ids(diff_ids: Iterable[str]) -> list[str]:
-    """OCI chain ids: the first is the diff id, then sha256("<parent chain id> <diff id>")."""
-    out: list[str] = []
-    for diff_id in diff_ids:
-        out.append(diff_id if not out else sha256_digest(f"{out[-1]} {diff_id}".encode()))
-    return out
-
-
-def chain_id(parent: str | None, diff_id: str) -> str:
-    return diff_id if parent is None else sha256_digest(f"{parent} {diff_id}".encode())
-
-
-@dataclass(frozen=True)
-class Blob:
-    digest: str
-    size: int
-
-
-@dataclass(frozen=True)
-class ImageRecord:
-    id: str                      # config digest
-    config_media_type: str
-    created: float
-    size: int
-    parent: str | None
-    diff_ids: tuple[str, ...]
-
-    @property
-    def chain_ids(self) -> list[str]:
-        return chain_ids(self.diff_ids)
-
-
-@dataclass(frozen=True)
-class ManifestRecord:
-    image_id: str
-    digest: str
-    media_type: str
-
-
-@dataclass(frozen=True)
-class TagRecord:
-    reference: str
-    image_id: str
-    created: float
-
-
-@dataclass(frozen=True)
-class LayerBlob:
-    diff_id: str
-    digest: str
-    compression: str             # none | gzip | zstd
-    size: int
-    uncompressed_size: int
-    media_type: str | None = None
-
-
-@dataclass(frozen=True)
-class SnapshotRecord:
-    chain_id: str
-    n: int
-    parent: str | None
-    diff_id: str
-    size: int
-    created: float
-
-
-class BlobWriter:
-    """A blob being written: hashed and counted as it goes, then verified and renamed."""
-
-    def __init__(self, store: Store, expected: str | None, size: int | None):
-        self._store, self.expected, self.expected_size = store, expected, size
-        if expected is not None:
-            check_digest(expected)
-        fd, self.tmp_path = tempfile.mkstemp(prefix="blob-", dir=store.tmp_dir)
-        self._file = os.fdopen(fd, "wb", buffering=0)
-        self._hash = hashlib.sha256()
-        self.size = 0
-        self.blob: Blob | None = None
-
-    def write(self, data) -> int:
-        self._hash.update(data)
-        self._file.write(data)
-        self.size += len(data)
-        return len(data)
-
-    def digest(self) -> str:
-        return "sha256:" + self._hash.hexdigest()
-
-    def commit(self) -> Blob:
-        """Verify digest and size, fsync, rename into blobs/sha256/. Idempotent."""
-        if self.blob is not None:
-            return self.blob
-        digest = self.digest()
-        try:
-            if self.expected is not None and digest != self.expected:
-                raise ImageError(f"digest mismatch: expected {self.expected}, got {digest}")
-            if self.expected_size is not None and self.size != self.expected_size:
-                raise ImageError(f"size mismatch for {digest}: expected {self.expected_size} "
-                                 f"bytes, got {self.size}")
-            os.fsync(self._file.fileno())
-            self._file.close()
-            os.chmod(self.tmp_path, 0o444)
-            os.rename(self.tmp_path, self._store.blob_path(digest))
-            _fsync_dir(self._store.blob_dir)
-        except BaseException:
-            self.abort()
-            raise
-        self.blob = Blob(digest, self.size)
-        return self.blob
-
-    def abort(self) -> None:
-        self._file.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.tmp_path)
-
-    def __enter__(self) -> BlobWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None or self.blob is None:
-            self.abort()
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Store:
