@@ -14,7 +14,7 @@ from pybuild.errors import RegistryError
 from pybuild.registry.client import RegistryClient
 from pybuild.registry.credentials import Credentials
 from pybuild.registry.options import RegistryOptions
-from tests.plugins.registry import Fault
+from tests.plugins.registry_faults import Fault
 
 FAST = RegistryOptions(backoff=0.01)
 

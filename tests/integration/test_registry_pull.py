@@ -17,7 +17,8 @@ import pytest
 from pybuild.image.store import Store, chain_ids
 from pybuild.registry.client import RegistryClient
 from tests.integration.test_registry_client import FAST
-from tests.plugins.registry import Fault, layer_tar_gz, make_store_image
+from tests.plugins.registry import layer_tar_gz, make_store_image
+from tests.plugins.registry_faults import Fault
 
 BASE = {"etc/hello": b"hello\n", "bin/tool": b"#!/bin/sh\necho tool\n"}
 TOP = {"app/data.bin": os.urandom(200_000)}
@@ -198,7 +199,7 @@ def test_manifest_naming_missing_blob(tmp_path, registry, pyrun_env):
 
 
 def test_bad_token_is_clear(tmp_path, registry_token, pyrun_env):
-    from tests.plugins.registry import FaultProxy
+    from tests.plugins.registry_faults import FaultProxy
 
     assert pyrun("login", "-u", registry_token.user, "-p", registry_token.password,
                  registry_token.host).returncode == 0

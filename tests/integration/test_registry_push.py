@@ -12,7 +12,8 @@ import pytest
 from pybuild.image.store import Store
 from pybuild.registry.client import RegistryClient
 from tests.integration.test_registry_client import FAST
-from tests.plugins.registry import Fault, make_store_image
+from tests.plugins.registry import make_store_image
+from tests.plugins.registry_faults import Fault
 
 LAYERS = [{"etc/hello": b"hello\n"}, {"app/data.bin": bytes(range(256)) * 400}]
 
