@@ -84,6 +84,22 @@ class Instruction:
     inner: Instruction | None = None  # ONBUILD's nested instruction
 
 
+_FIELDS = ("keyword", "args", "flags", "json", "original", "start_line", "end_line")
+_new = object.__new__
+
+
+def _instruction(*values, inner: Instruction | None = None) -> Instruction:
+    """Instruction(*values, inner=inner) without the frozen dataclass's __init__, which sets
+    each field through object.__setattr__: that was a quarter of the cost per instruction.
+    (tests/unit/test_grammar_parser.py checks that the two build equal objects.)"""
+    obj = _new(Instruction)
+    fields = obj.__dict__
+    fields.update(zip(_FIELDS, values, strict=True))
+    fields["heredocs"] = ()
+    fields["inner"] = inner
+    return obj
+
+
 @dataclass(frozen=True)
 class Dockerfile:
     path: str
@@ -173,8 +189,9 @@ class _Builder:
 
     def instruction(self, node, line: LogicalLine) -> Instruction:
         """One instruction from a *_LINE token (no flags) or a rule's tree (flags)."""
-        if node.__class__ is _Token:
-            head, kind, children = self.value(node), _LINE_KINDS[node.type], ()
+        if node.__class__ is _Token:  # (a Token is a str)
+            head = node.translate(_SWAP) if self.swapped else node
+            kind, children = _LINE_KINDS[node.type], ()
         else:
             children = node.children
             head, kind = self.value(children[0]), node.data
@@ -199,7 +216,7 @@ class _Builder:
             )
         args = forms.trim_u(text) if text else ""
         items, is_json, inner = self._forms[kind](self, keyword, args, line)
-        return Instruction(
+        return _instruction(
             keyword, items, flags, is_json, line.text, line.start_line, line.end_line, inner=inner
         )
 
@@ -234,8 +251,8 @@ class _Builder:
         return ((args,) if args else ()), False, None
 
     def _json_string(self, keyword, args, line):
-        if not args:
-            return (), False, None
+        if args[:1] != "[":  # (args are trimmed) the shell form, or nothing
+            return ((args,) if args else ()), False, None
         items = self._json(args, line)
         return ((args,), False, None) if items is None else (items, True, None)
 
@@ -312,11 +329,10 @@ class _Builder:
         if not args:
             return []
         if self.swapped:
-            return [
-                forms.to_unicode(w.translate(_SWAP))
-                for w in _word_pattern().findall(args.translate(_SWAP))
-            ]
-        return [forms.to_unicode(w) for w in _word_pattern().findall(args)]
+            words = [w.translate(_SWAP) for w in _word_pattern().findall(args.translate(_SWAP))]
+        else:
+            words = _word_pattern().findall(args)
+        return words if args.isascii() else [forms.to_unicode(w) for w in words]
 
 
 def _go_lower(word: str) -> str:
@@ -389,25 +405,20 @@ def parse(source: str | bytes, path: str = "Dockerfile") -> Dockerfile:
     rejects at parse time."""
     reader = LineReader(source, path)
     lines: list[LogicalLine] = []
-    instructions: list[Instruction | None] = []
-    heredoc_lines: list[tuple[int, Instruction]] = []
-    while (line := reader.next_logical()) is not None:
+    early: dict[int, Instruction] = {}
+    while batch := reader.take_logical():
+        lines += batch
+        line = batch[-1]
         if "<<" in line.text:
             # Heredoc bodies decide where the next instruction starts: parse this line now.
-            instr = _with_heredocs(
-                _parse_logical(line.text, reader.escape, path, line), reader, path
-            )
-            heredoc_lines.append((len(instructions), instr))
-            instructions.append(instr)
-        else:
-            lines.append(line)
-            instructions.append(None)
-    parsed = iter(_parse_text(lines, reader.escape, path)) if lines else iter(())
-    result = tuple(item if item is not None else next(parsed) for item in instructions)
-    if not result:
-        last = reader.line_count or 1
-        raise DockerfileError("file with no instructions", path=path, line=last)
-    return Dockerfile(path, reader.escape, reader.directives, result)
+            instr = _parse_logical(line.text, reader.escape, path, line)
+            early[len(lines) - 1] = _with_heredocs(instr, reader, path)
+    if not lines:
+        raise DockerfileError("file with no instructions", path=path, line=reader.line_count or 1)
+    result = _parse_text(lines, reader.escape, path)
+    for index, instr in early.items():
+        result[index] = instr
+    return Dockerfile(path, reader.escape, reader.directives, tuple(result))
 
 
 def require_known(tree: Dockerfile) -> Dockerfile:

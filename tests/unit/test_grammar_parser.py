@@ -119,3 +119,14 @@ def test_import_is_lazy_and_tables_come_from_the_cache(tmp_path):
     cache.write_bytes(b"damaged")  # a damaged cache is rebuilt, not an error
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert r.returncode == 0 and cache.stat().st_size > 1000
+
+
+def test_fast_instruction_constructor_matches_the_dataclass():
+    import dataclasses
+
+    from pybuild.grammar.parser import Instruction, _instruction
+
+    values = ("run", ("a",), ("--x",), True, "RUN a", 2, 3)
+    inner = _instruction(*values)
+    assert _instruction(*values, inner=inner) == Instruction(*values, inner=inner)
+    assert set(vars(_instruction(*values))) == {f.name for f in dataclasses.fields(Instruction)}
