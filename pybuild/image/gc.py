@@ -54,11 +54,17 @@ def collect(store: Store, wait: bool = True) -> GcResult:
         dead_snaps = [s.chain_id for s in store.snapshots() if s.chain_id not in chains]
         removed_snaps = snapshots.delete(store, dead_snaps)
 
+        # rows first, files after: a crash in between leaves unreferenced files (gc's next
+        # run takes them), never a layer row naming a missing blob
+        dead = [n for n in sorted(os.listdir(store.blob_dir)) if "sha256:" + n not in blobs_live]
+        with store.transaction() as db:
+            db.executemany("DELETE FROM layers WHERE digest=?", [("sha256:" + n,) for n in dead])
+            for (digest,) in db.execute("SELECT DISTINCT digest FROM layers").fetchall():
+                if not store.has_blob(digest):  # its file was lost some other way
+                    db.execute("DELETE FROM layers WHERE digest=?", (digest,))
         removed_blobs, freed = [], 0
-        for name in sorted(os.listdir(store.blob_dir)):
-            digest, path = "sha256:" + name, os.path.join(store.blob_dir, name)
-            if digest in blobs_live:
-                continue
+        for name in dead:
+            path = os.path.join(store.blob_dir, name)
             try:
                 size = os.lstat(path).st_size
                 os.unlink(path)
@@ -66,12 +72,8 @@ def collect(store: Store, wait: bool = True) -> GcResult:
                 continue
             except IsADirectoryError:
                 snapshots.remove_tree(path)
-            removed_blobs.append(digest)
+            removed_blobs.append("sha256:" + name)
             freed += size
-        with store.transaction() as db:  # layer rows whose blob file is gone
-            for (digest,) in db.execute("SELECT DISTINCT digest FROM layers").fetchall():
-                if not store.has_blob(digest):
-                    db.execute("DELETE FROM layers WHERE digest=?", (digest,))
 
         leftovers = 0
         known = {str(s.n) for s in store.snapshots()}
