@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import sys
 
 import click
 
 from pybuild.cli.common import store_root
-from pybuild.errors import ContainerError
+from pybuild.errors import ContainerError, ImageError
 
 _ENV_NAME = re.compile(r"\S+")
 
@@ -81,17 +80,26 @@ def parse_limits(memory, memory_swap, cpus, pids_limit):
     return limits
 
 
-def _open_image(root: str, ref: str, rootfs: bool, private_dir: str):
+def _open_image(root: str, ref: str, rootfs: bool):
     """(image config dict, lower dirs topmost first, ref, image id) for `ref`."""
     if rootfs:
         path = os.path.realpath(ref)
         if not os.path.isdir(path):
             raise ContainerError(f"--rootfs: {ref}: not a directory")
         return {}, [path], path, ""
-    from pybuild.cli.run_image import open_image
+    import json
 
-    img = open_image(root, ref, private_dir)
-    return img.config, img.lower_dirs, img.ref, img.image_id
+    from pybuild.image.images import Images
+
+    images = Images(root)
+    try:
+        image_id = images.resolve(ref)
+        config = json.loads(images.get(image_id).config_bytes)
+        if not (config.get("rootfs") or {}).get("diff_ids"):
+            raise ImageError("the image has no layers: there is nothing to run", ref=ref)
+        return config, images.lower_dirs(image_id), ref, image_id
+    finally:
+        images.close()
 
 
 @click.command(
@@ -150,12 +158,7 @@ def run(ctx: click.Context, remove, interactive, tty, env, env_file, workdir, us
     containers = os.path.join(root, "containers")
     reap_stale(containers)
     container_id = new_id()
-    private = os.path.join(containers, container_id, "layers")
-    try:
-        config, lower_dirs, ref, image_id = _open_image(root, image, is_rootfs, private)
-    except BaseException:
-        shutil.rmtree(os.path.join(containers, container_id), ignore_errors=True)
-        raise
+    config, lower_dirs, ref, image_id = _open_image(root, image, is_rootfs)
     options = RunOptions(
         args=tuple(command), entrypoint=entrypoint, env=tuple(env_items), workdir=workdir,
         user=user, hostname=hostname, network=network, tty=tty, interactive=interactive,

@@ -4,6 +4,7 @@ rules, list, and prune dangling images."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -172,6 +173,22 @@ class Images:
             raise ImageError(f"layer {diff_id} is not in the store")
         lb = self.layer_blob(chain[0] if chain else "", diff_id, compressed=False)
         return layer_ops.open_plain(self.store, lb.blob_digest)  # type: ignore[return-value]
+
+    def lower_dirs(self, image_id: str) -> list[str]:
+        """The overlay lower dirs of an image (topmost first): its layers' snapshots, each
+        unpacked once per chain id and shared by every container and build step."""
+        config = json.loads(self.get(image_id).config_bytes)
+        diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or ())
+        cids = chain_ids(diff_ids)
+        parent = None
+        with self.store.hold():  # gc must not take a snapshot between unpack and use
+            for diff_id, cid in zip(diff_ids, cids, strict=True):
+                if self.store.snapshot(cid) is None:
+                    with self.open_layer_tar(diff_id) as tar:
+                        layer_ops.unpack_layer(self.store, parent, tar,
+                                               expected_diff_id=diff_id, keep_blob=False)
+                parent = cid
+            return self.store.lower_dirs(cids)
 
     def get(self, image_id: str) -> Image:
         record = self.store.image(image_id)
