@@ -36,7 +36,7 @@ def image_usage(store: Store) -> Usage:
                                      "GROUP BY diff_id").fetchall())
     sizes: dict[str, int] = {}
     active_chains: set[str] = set()
-    active = 0
+    active, meta_bytes, active_meta = 0, 0, 0
     for image_id in images:
         layers = chains[image_id]
         is_active = bool(layers) and layers[-1][1] in roots
@@ -45,9 +45,9 @@ def image_usage(store: Store) -> Usage:
             sizes[chain] = snap_size.get(chain, layer_size.get(diff_id, 0))
             if is_active:
                 active_chains.add(chain)
-    meta_bytes = 0
-    for image_id in images:
-        meta_bytes += store.blob_size(image_id) if store.has_blob(image_id) else 0
+        config = store.blob_size(image_id) if store.has_blob(image_id) else 0
+        meta_bytes += config
+        active_meta += config if is_active else 0
     total = sum(sizes.values()) + meta_bytes
-    used = sum(s for c, s in sizes.items() if c in active_chains)
+    used = sum(s for c, s in sizes.items() if c in active_chains) + active_meta
     return Usage("Images", len(images), active, total, total - used)

@@ -100,3 +100,17 @@ def test_human_size():
 def test_system_help_lists_verbs(capsys):
     rc, out, _ = pyrun(capsys, "system", "--help")
     assert rc == 0 and "check" in out and "df" in out
+
+
+def test_df_counts_images_a_gc_root_uses_as_active(capsys, populated, monkeypatch):
+    from pybuild.image import meta
+
+    root, layer, _, _ = populated
+    with Store(root) as s:
+        s.db.execute("CREATE TABLE fake_rootfs (chain_id TEXT)")
+        s.db.execute("INSERT INTO fake_rootfs VALUES (?)", (layer.chain_id,))
+    monkeypatch.setattr(meta, "GC_CHAIN_ID_ROOTS", ["SELECT chain_id FROM fake_rootfs"])
+    rc, out, _ = pyrun(capsys, "--root", root, "system", "df")
+    fields = out.splitlines()[1].split()
+    assert rc == 0 and fields[:3] == ["Images", "1", "1"]
+    assert fields[4:] == ["0B", "(0%)"]
