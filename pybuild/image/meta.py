@@ -13,6 +13,7 @@ Every area that keeps rows in meta.db (cache index, containers, ...) appends its
 from __future__ import annotations
 
 import sqlite3
+import time
 
 from pybuild.errors import StoreError
 
@@ -85,13 +86,28 @@ def connect(path: str) -> sqlite3.Connection:
     try:
         db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA busy_timeout=60000")
-        db.execute("PRAGMA journal_mode=WAL")
+        # switching a fresh file to WAL, and the first migration, can answer "locked" at once
+        # (no busy handler) while another process does the same: retry those for a while
+        _retry_locked(lambda: db.execute("PRAGMA journal_mode=WAL"))
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA foreign_keys=ON")
-        migrate(db)
+        _retry_locked(lambda: migrate(db))
     except sqlite3.Error as e:
         raise StoreError(f"{path}: cannot open the store database: {e}") from None
     return db
+
+
+def _retry_locked(fn, seconds: float = 60.0):
+    deadline = time.monotonic() + seconds
+    delay = 0.005
+    while True:
+        try:
+            return fn()
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
 
 def migrate(db: sqlite3.Connection) -> int:
