@@ -57,7 +57,7 @@ def inspect_json(net) -> dict:
             "Options": None if net.builtin else {},
             "Config": [{"Subnet": net.subnet, "Gateway": net.gateway}] if net.subnet else [],
         },
-        "Internal": False,
+        "Internal": net.internal,
         "Attachable": False,
         "Ingress": False,
         "ConfigFrom": {"Network": ""},
@@ -105,38 +105,96 @@ def network_group():
 @click.option("--subnet", help="Subnet in CIDR format that represents a network segment")
 @click.option("--gateway", help="IPv4 Gateway for the master subnet")
 @click.option("--label", "labels", multiple=True, help="Set metadata on a network")
+@click.option("--internal", is_flag=True, help="Restrict external access to the network")
+@click.option("-o", "--opt", "opts", multiple=True,
+              help="Set driver specific options (com.docker.network.bridge.name)")
 @click.argument("name")
 @click.pass_context
 @_exit_1
-def create_cmd(ctx, driver, subnet, gateway, labels, name):
+def create_cmd(ctx, driver, subnet, gateway, labels, internal, opts, name):
     """Create a network."""
     from pybuild.runtime import network
 
-    parsed = {}
-    for label in labels:
-        key, _, value = label.partition("=")
-        parsed[key] = value
+    parsed = dict(_pairs(labels))
+    options = dict(_pairs(opts))
+    bridge_name = options.pop("com.docker.network.bridge.name", None)
+    if options:
+        raise NetworkError(f"unsupported driver option(s): {', '.join(sorted(options))} "
+                           "(only com.docker.network.bridge.name)", name)
     net = network.create_network(_store(ctx), name, subnet=subnet, gateway=gateway,
-                                 driver=driver, labels=parsed)
+                                 driver=driver, labels=parsed, internal=internal,
+                                 bridge_name=bridge_name)
     click.echo(net.id)
+
+
+def _pairs(items) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        key, _, value = item.partition("=")
+        out.append((key, value))
+    return out
+
+
+_FILTER_KEYS = ("name", "id", "driver", "label", "type", "scope")
+
+
+def _parse_filters(filters) -> list[tuple[str, str]]:
+    out = []
+    for f in filters:
+        key, sep, value = f.partition("=")
+        if not sep:
+            raise click.UsageError(f"bad format of filter (expected name=value): {f}")
+        if key not in _FILTER_KEYS:
+            raise click.UsageError(f"invalid filter '{key}'")
+        if key == "type" and value not in ("custom", "builtin"):
+            raise click.UsageError(f"invalid filter: 'type'='{value}'")
+        out.append((key, value))
+    return out
+
+
+def _matches(net, filters: list[tuple[str, str]]) -> bool:
+    """Docker's rule: values of one key are OR'ed, different keys are AND'ed."""
+    by_key: dict[str, list[str]] = {}
+    for key, value in filters:
+        by_key.setdefault(key, []).append(value)
+
+    def one(key: str, value: str) -> bool:
+        if key == "name":
+            return value in net.name
+        if key == "id":
+            return net.id.startswith(value)
+        if key == "driver":
+            return net.driver == value
+        if key == "scope":
+            return value == "local"
+        if key == "type":
+            return net.builtin == (value == "builtin")
+        k, sep, v = value.partition("=")
+        return k in net.labels and (not sep or net.labels[k] == v)
+
+    return all(any(one(k, v) for v in values) for k, values in by_key.items())
 
 
 @network_group.command("ls")
 @click.option("-q", "--quiet", is_flag=True, help="Only display network IDs")
 @click.option("--no-trunc", is_flag=True, help="Do not truncate the output")
 @click.option("--format", "fmt", help="Format output using a Go-like template")
+@click.option("-f", "--filter", "filters", multiple=True,
+              help="Provide filter values (name, id, driver, label, type=custom|builtin, scope)")
 @click.pass_context
 @_exit_1
-def ls_cmd(ctx, quiet, no_trunc, fmt):
+def ls_cmd(ctx, quiet, no_trunc, fmt, filters):
     """List networks."""
     from pybuild.cli.images_fmt import format_rows, table
     from pybuild.runtime import ipam
 
+    wanted = _parse_filters(filters)
     store = _store(ctx)
     store.ensure_builtins(ipam.host_routes())
-    nets = sorted(store.list(), key=lambda n: n.name)
+    nets = sorted((n for n in store.list() if _matches(n, wanted)), key=lambda n: n.name)
     rows = [{"ID": n.id if no_trunc else n.id[:12], "Name": n.name, "Driver": n.driver,
-             "Scope": "local", "IPv6": "false", "Internal": "false",
+             "Scope": "local", "IPv6": "false",
+             "Internal": "true" if n.internal else "false",
              "Labels": ",".join(f"{k}={v}" for k, v in sorted(n.labels.items())),
              "CreatedAt": _created_at(n.created)} for n in nets]
     if quiet:

@@ -20,9 +20,17 @@ def tag(net_id: str) -> str:
     return f"pybuild:{net_id[:12]}"
 
 
-def rules(net_id: str, subnet: str, bridge: str) -> list[tuple[str, str, list[str]]]:
-    """(table, chain, match+target) of one network, as Docker's bridge driver sets them."""
+def rules(net_id: str, subnet: str, bridge: str,
+          internal: bool = False) -> list[tuple[str, str, list[str]]]:
+    """(table, chain, match+target) of one network, as Docker's bridge driver sets them. An
+    internal network gets no NAT, and traffic between its bridge and elsewhere is dropped."""
     comment = ["-m", "comment", "--comment", tag(net_id)]
+    if internal:
+        return [
+            ("filter", "FORWARD", ["-i", bridge, "-o", bridge, *comment, "-j", "ACCEPT"]),
+            ("filter", "FORWARD", ["-i", bridge, "!", "-o", bridge, *comment, "-j", "DROP"]),
+            ("filter", "FORWARD", ["!", "-i", bridge, "-o", bridge, *comment, "-j", "DROP"]),
+        ]
     return [
         ("nat", "POSTROUTING", ["-s", subnet, "!", "-o", bridge, *comment, "-j", "MASQUERADE"]),
         ("filter", "FORWARD", ["-i", bridge, "-o", bridge, *comment, "-j", "ACCEPT"]),
@@ -50,12 +58,13 @@ def enable_forwarding() -> None:
         f.write("1")
 
 
-def add(net_id: str, subnet: str, bridge: str) -> bool:
+def add(net_id: str, subnet: str, bridge: str, internal: bool = False) -> bool:
     """Install the network's rules (idempotent). False when there is no iptables here."""
     if not available():
         return False
-    enable_forwarding()
-    for table, chain, spec in rules(net_id, subnet, bridge):
+    if not internal:
+        enable_forwarding()
+    for table, chain, spec in rules(net_id, subnet, bridge, internal):
         if _present(table, chain, spec):
             continue
         # Insert at the top of FORWARD: a host firewall's later DROP must not shadow them.
@@ -66,11 +75,11 @@ def add(net_id: str, subnet: str, bridge: str) -> bool:
     return True
 
 
-def remove(net_id: str, subnet: str, bridge: str) -> None:
+def remove(net_id: str, subnet: str, bridge: str, internal: bool = False) -> None:
     """Delete every copy of the network's rules."""
     if not available():
         return
-    for table, chain, spec in rules(net_id, subnet, bridge):
+    for table, chain, spec in rules(net_id, subnet, bridge, internal):
         for _ in range(16):  # bounded: a rule added twice by hand is removed twice
             if not _present(table, chain, spec):
                 break

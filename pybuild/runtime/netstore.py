@@ -53,6 +53,7 @@ class Network:
     labels: Mapping[str, str] = field(default_factory=dict)
     created: str = ""             # RFC 3339, UTC
     endpoints: Mapping[str, Endpoint] = field(default_factory=dict)
+    internal: bool = False        # no NAT, no default route: reachable only from the host
 
     @property
     def builtin(self) -> bool:
@@ -178,7 +179,8 @@ class NetworkStore:
 
     def create(self, name: str, *, subnet: str | None = None, gateway: str | None = None,
                driver: str = "bridge", labels: Mapping[str, str] | None = None,
-               host_routes: Iterable[ipaddress.IPv4Network] = ()) -> Network:
+               host_routes: Iterable[ipaddress.IPv4Network] = (), internal: bool = False,
+               bridge_name: str | None = None) -> Network:
         """A new bridge network record (the caller makes the device). Call under `locked()`."""
         validate_name(name)
         if driver != "bridge":
@@ -203,8 +205,11 @@ class NetworkStore:
             net = ipam.pick_subnet(ipam.user_subnets(), taken + routes)
         gw = ipam.check_gateway(net, gateway) if gateway else ipam.default_gateway(net)
         net_id = secrets.token_hex(32)
-        record = Network(net_id, name, driver, str(net), str(gw), f"pybr-{net_id[:10]}",
-                         dict(labels or {}), _now())
+        if bridge_name and any(n.bridge == bridge_name for n in nets):
+            raise NetworkError(f"bridge name {bridge_name} is used by another network", name)
+        record = Network(net_id, name, driver, str(net), str(gw),
+                         bridge_name or f"pybr-{net_id[:10]}", dict(labels or {}), _now(),
+                         internal=internal)
         self._save(record)
         return record
 

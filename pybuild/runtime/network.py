@@ -117,6 +117,12 @@ def delete_link(name: str) -> None:
                 raise NetworkError(f"cannot delete link {name}: {e}") from e
 
 
+def _check_ifname(name: str) -> None:
+    if not 0 < len(name) <= 15 or "/" in name or name in (".", "..") or any(
+            c.isspace() for c in name):
+        raise NetworkError(f"invalid interface name {name!r} (1-15 characters, no / or spaces)")
+
+
 # --- networks ------------------------------------------------------------------------------
 
 def ensure_builtins(store: NetworkStore) -> None:
@@ -125,18 +131,26 @@ def ensure_builtins(store: NetworkStore) -> None:
 
 def create_network(store: NetworkStore, name: str, *, subnet: str | None = None,
                    gateway: str | None = None, driver: str = "bridge",
-                   labels: dict[str, str] | None = None) -> Network:
-    """A user-defined bridge network: the record, the bridge device and the NAT rules."""
+                   labels: dict[str, str] | None = None, internal: bool = False,
+                   bridge_name: str | None = None) -> Network:
+    """A user-defined bridge network: the record, the bridge device and the NAT rules.
+    `internal`: no route out (no NAT, forwarding off the bridge dropped, no default route
+    in containers). `bridge_name`: Docker's -o com.docker.network.bridge.name."""
+    if bridge_name is not None:
+        _check_ifname(bridge_name)
+        if bridge_exists(bridge_name):
+            raise NetworkError(f"bridge device {bridge_name} already exists", name)
     ensure_builtins(store)
     with host_lock():
         with store.locked():
             net = store.create(name, subnet=subnet, gateway=gateway, driver=driver,
-                               labels=labels, host_routes=_used_subnets())
+                               labels=labels, host_routes=_used_subnets(), internal=internal,
+                               bridge_name=bridge_name)
         try:
             ensure_bridge(net)
-            nat.add(net.id, net.subnet, net.bridge)
+            nat.add(net.id, net.subnet, net.bridge, net.internal)
         except BaseException:
-            nat.remove(net.id, net.subnet, net.bridge)
+            nat.remove(net.id, net.subnet, net.bridge, net.internal)
             delete_link(net.bridge)
             with store.locked():
                 store.remove(net.id)
@@ -166,7 +180,7 @@ def remove_network(store: NetworkStore, ref: str) -> Network:
             if net.endpoints:
                 raise NetworkError(f"error while removing network: network {net.name} id "
                                    f"{net.id} has active endpoints", net.name)
-            nat.remove(net.id, net.subnet, net.bridge)
+            nat.remove(net.id, net.subnet, net.bridge, net.internal)
             delete_link(net.bridge)
             store.remove(net.id)
     return net
@@ -242,7 +256,7 @@ def _configure_inside(peer: str, ep: Endpoint, net: Network) -> str:
         if lo is not None:
             ipr.link("set", index=lo, state="up")
         defaults = [r for r in ipr.get_routes(family=socket.AF_INET) if r["dst_len"] == 0]
-        if not defaults:
+        if not defaults and not net.internal:
             ipr.route("add", dst="0.0.0.0/0", gateway=net.gateway)
         return ifname
 
@@ -301,7 +315,7 @@ def _attach(store: NetworkStore, net: Network, container_id: str, fd: int, name:
                 # Rules go with the bridge: made by create_network, or here when the default
                 # bridge (or one lost to a reboot) is first needed.
                 if ensure_bridge(net, ipr):
-                    nat.add(net.id, net.subnet, net.bridge)
+                    nat.add(net.id, net.subnet, net.bridge, net.internal)
                 ipr.link("add", ifname=host_veth, kind="veth", peer=peer)
                 hidx, pidx = _lookup(ipr, host_veth), _lookup(ipr, peer)
                 ipr.link("set", index=hidx, master=_lookup(ipr, net.bridge), state="up")

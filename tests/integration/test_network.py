@@ -290,3 +290,16 @@ def test_default_network_moves_off_a_taken_range(net_store, netns_factory, tmp_p
         network.detach(net_store, "bridge", "5" * 64)
     finally:
         network.delete_link(squatter.bridge)
+
+
+def test_internal_network_has_no_way_out(net_store, netns_factory):
+    ns1, ns2 = netns_factory(), netns_factory()
+    net = network.create_network(net_store, "pbt-internal", internal=True)
+    e1 = network.attach(net_store, net.name, "1" * 64, ns1)
+    e2 = network.attach(net_store, net.name, "2" * 64, ns2)
+    assert "default" not in _in_ns(ns1, "ip", "route").stdout
+    if shutil.which("busybox"):
+        assert _in_ns(ns1, "busybox", "ping", "-c", "1", "-W", "3", e2.ipv4).returncode == 0
+    rules = nat.present(net.id)
+    assert len(rules) == 3 and not any("MASQUERADE" in r for r in rules)
+    assert e1.ipv4 != e2.ipv4

@@ -98,3 +98,41 @@ def test_prune(pyrun):
     assert res.returncode == 0
     assert res.stdout.splitlines() == ["Deleted Networks:", "pbt-p1", "pbt-p2"]
     assert len(pyrun("network", "ls", "-q").stdout.split()) == 3
+
+
+def test_filters_internal_and_bridge_name(pyrun):
+    import secrets
+
+    dev = f"pbt{secrets.token_hex(4)}"
+    res = pyrun("network", "create", "--internal", "-o", f"com.docker.network.bridge.name={dev}",
+                "--label", "tier=back", "pbt-int")
+    assert res.returncode == 0, res.stderr
+    assert pyrun("network", "create", "--label", "tier=front", "pbt-ext").returncode == 0
+    assert os.path.exists(f"/sys/class/net/{dev}")
+    obj = json.loads(pyrun("network", "inspect", "pbt-int").stdout)[0]
+    assert obj["Internal"] is True and obj["Options"] == {"com.docker.network.bridge.name": dev}
+    rules = nat.present(obj["Id"])
+    assert rules and not any("MASQUERADE" in r for r in rules)
+
+    def names(*filters: str) -> list[str]:
+        args = [a for f in filters for a in ("--filter", f)]
+        res = pyrun("network", "ls", *args, "--format", "{{.Name}}")
+        assert res.returncode == 0, res.stderr
+        return res.stdout.split()
+
+    assert names("name=pbt-") == ["pbt-ext", "pbt-int"]
+    assert names("type=builtin") == ["bridge", "host", "none"]
+    assert names("type=custom", "label=tier=back") == ["pbt-int"]
+    assert names("label=tier") == ["pbt-ext", "pbt-int"]
+    assert names("driver=null") == ["none"]
+    assert names("name=pbt-int", "name=pbt-ext") == ["pbt-ext", "pbt-int"]
+    assert names(f"id={obj['Id'][:6]}") == ["pbt-int"]
+    for bad in ("nope=1", "type=weird", "name"):
+        assert pyrun("network", "ls", "--filter", bad).returncode == 125
+    res = pyrun("network", "create", "-o", "com.docker.network.driver.mtu=9000", "pbt-mtu")
+    assert res.returncode == 1 and "unsupported driver option" in res.stderr
+    res = pyrun("network", "create", "-o", f"com.docker.network.bridge.name={dev}", "pbt-dup")
+    assert res.returncode == 1 and "already exists" in res.stderr
+    assert pyrun("network", "rm", "pbt-int", "pbt-ext").returncode == 0
+    assert not os.path.exists(f"/sys/class/net/{dev}")
+    assert nat.present(obj["Id"]) == []
