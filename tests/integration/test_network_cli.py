@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 
@@ -34,7 +35,9 @@ def pyrun(tmp_path):
 
 
 def test_create_ls_inspect_rm(pyrun):
-    res = pyrun("network", "create", "--subnet", "10.123.45.0/24", "--gateway", "10.123.45.254",
+    # a random /24: other test runs on this host may hold a fixed one at the same moment
+    prefix = f"10.{random.randint(100, 250)}.{random.randint(0, 255)}"
+    res = pyrun("network", "create", "--subnet", f"{prefix}.0/24", "--gateway", f"{prefix}.254",
                 "--label", "team=net", "--label", "flag", "pbt-cli")
     assert res.returncode == 0, res.stderr
     net_id = res.stdout.strip()
@@ -44,7 +47,7 @@ def test_create_ls_inspect_rm(pyrun):
     obj = info[0]
     assert obj["Name"] == "pbt-cli" and obj["Id"] == net_id and obj["Driver"] == "bridge"
     assert obj["Scope"] == "local" and obj["Labels"] == {"team": "net", "flag": ""}
-    assert obj["IPAM"]["Config"] == [{"Subnet": "10.123.45.0/24", "Gateway": "10.123.45.254"}]
+    assert obj["IPAM"]["Config"] == [{"Subnet": f"{prefix}.0/24", "Gateway": f"{prefix}.254"}]
     assert obj["Containers"] == {}
     bridge = obj["Options"]["com.docker.network.bridge.name"]
     assert os.path.exists(f"/sys/class/net/{bridge}")
