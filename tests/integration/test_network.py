@@ -184,10 +184,21 @@ def test_host_port_range_picks_a_free_port(net_store, netns_factory, servers):
     network.create_network(net_store, "pbt-range")
     ep = network.attach(net_store, "pbt-range", "e" * 64, ns)
     servers(ns, 80)
-    base = free_port()
     with socket.socket() as blocker:
-        blocker.bind(("127.0.0.1", base))
+        while True:  # a taken port with a free one right after it
+            blocker_port = free_port()
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", blocker_port + 1))
+                except OSError:
+                    continue
+            try:
+                blocker.bind(("127.0.0.1", blocker_port))
+                break
+            except OSError:
+                continue
         blocker.listen(1)
+        base = blocker_port
         proxy = portproxy.start(parse_port_spec(f"127.0.0.1:{base}-{base + 1}:80"), ep.ipv4)
         try:
             assert proxy.forwards[0].host_port == base + 1
