@@ -7,22 +7,13 @@ import importlib
 import click
 
 from pybuild.cli.common import store_root
+from pybuild.cli.images_fmt import human_size
 
 # `system df` rows: "module:function" taking a Store and returning pybuild.image.usage.Usage.
 # Other areas (containers, volumes, build cache) append theirs, in Docker's row order.
 DF_ROWS: list[str] = [
     "pybuild.image.usage:image_usage",
 ]
-
-
-def human_size(n: float) -> str:
-    """go-units HumanSizeWithPrecision(n, 3), as Docker prints sizes: 4.26MB, 0B, 125kB."""
-    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
-    i = 0
-    while n >= 1000 and i < len(units) - 1:
-        n /= 1000.0
-        i += 1
-    return f"{n:.3g}{units[i]}"
 
 
 def _store(ctx: click.Context):

@@ -10,32 +10,9 @@ import subprocess
 
 import pytest
 
-BUSYBOX = "/bin/busybox"
+from pybuild.image.bootstrap import GROUP, PASSWD
 
-PASSWD = """root:x:0:0:root:/root:/bin/sh
-daemon:x:1:1:daemon:/usr/sbin:/bin/false
-bin:x:2:2:bin:/bin:/bin/false
-sys:x:3:3:sys:/dev:/bin/false
-sync:x:4:100:sync:/bin:/bin/sync
-mail:x:8:8:mail:/var/spool/mail:/bin/false
-www-data:x:33:33:www-data:/var/www:/bin/false
-operator:x:37:37:Operator:/var:/bin/false
-nobody:x:65534:65534:nobody:/home:/bin/false
-"""
-GROUP = """root:x:0:
-daemon:x:1:
-bin:x:2:
-sys:x:3:
-adm:x:4:
-tty:x:5:
-wheel:x:10:root
-mail:x:8:
-www-data:x:33:
-operator:x:37:
-staff:x:50:
-users:x:100:
-nogroup:x:65534:
-"""
+BUSYBOX = "/bin/busybox"
 
 
 def make_busybox_rootfs(dest: str | os.PathLike) -> pathlib.Path:
