@@ -71,9 +71,26 @@ CREATE TABLE IF NOT EXISTS snapshots (
     created REAL NOT NULL
 );
 """),
+    (2, """
+CREATE TABLE IF NOT EXISTS cache (                     -- build cache: step key -> its result
+    key TEXT PRIMARY KEY,                -- sha256:... from pybuild.cache.keys
+    chain_id TEXT,                       -- snapshot of the step's layer; NULL: config-only step
+    config_change TEXT NOT NULL,         -- JSON: what the step changed in the image config
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cache_chain ON cache(chain_id);
+CREATE TABLE IF NOT EXISTS file_hashes (               -- context stat memo: skip re-reading files
+    path TEXT PRIMARY KEY,               -- absolute path on the host
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    digest TEXT NOT NULL                 -- sha256 of the file's bytes
+);
+"""),
 ]
 
-GC_CHAIN_ID_ROOTS: list[str] = []
+# the build cache keeps the snapshots its entries name (pybuild.cache.index)
+GC_CHAIN_ID_ROOTS: list[str] = ["SELECT chain_id FROM cache WHERE chain_id IS NOT NULL"]
 GC_BLOB_ROOTS: list[str] = []
 
 
