@@ -80,6 +80,40 @@ def parse_limits(memory, memory_swap, cpus, pids_limit):
     return limits
 
 
+def check_network(root: str, mode: str, publish, publish_all: bool) -> str:
+    """Validate --network (and -p) before anything is created; returns the mode."""
+    from pybuild.runtime import netsetup, ports
+    from pybuild.runtime.netstore import NetworkStore
+
+    if not mode:
+        raise ContainerError("invalid network mode: ''")
+    ports.parse_port_specs(publish)  # a bad -p fails even where it would be discarded
+    netsetup.check_mode(NetworkStore(root), mode)
+    if mode == "host" and (publish or publish_all):
+        print("WARNING: Published ports are discarded when using host network mode",
+              file=sys.stderr)
+    return mode
+
+
+def parse_expose(values) -> tuple[str, ...]:
+    """--expose 80, 53/udp, 8000-8002/tcp -> ExposedPorts keys ("80/tcp", ...)."""
+    from pybuild.runtime import ports
+
+    out = []
+    for raw in values:
+        proto, text = ports.split_proto_port(raw)
+        proto = (proto or "tcp").lower()
+        try:
+            first, last = ports.parse_port_range(text)
+        except (ValueError, ContainerError):
+            raise ContainerError(f"invalid range format for --expose: {raw}") from None
+        for port in range(first, last + 1):
+            key = f"{port}/{proto}"
+            ports.parse_exposed(key)
+            out.append(key)
+    return tuple(out)
+
+
 def _open_image(root: str, ref: str, rootfs: bool):
     """(image config dict, lower dirs topmost first, ref, image id) for `ref`."""
     if rootfs:
@@ -115,7 +149,12 @@ def _open_image(root: str, ref: str, rootfs: bool):
 @click.option("-u", "--user", default=None, help="Username or UID (format: <name|uid>[:<group|gid>]).")
 @click.option("-h", "--hostname", default=None, help="Container host name.")
 @click.option("--network", "--net", "network", default="none", show_default=True,
-              type=click.Choice(["none", "host"]), help="Network mode (bridge comes later).")
+              help="none, host, bridge, or a network's name (pyrun network create).")
+@click.option("-p", "--publish", multiple=True,
+              help="Publish a container's port: [IP:][HOST_PORT:]CONTAINER_PORT[/PROTO].")
+@click.option("-P", "--publish-all", "publish_all", is_flag=True,
+              help="Publish every exposed port to a random host port.")
+@click.option("--expose", multiple=True, help="Expose a port or a range of ports (for -P).")
 @click.option("-v", "--volume", "volumes", multiple=True, help="Bind mount HOST:CTR[:ro|rw].")
 @click.option("--entrypoint", default=None, help="Overwrite the image's ENTRYPOINT.")
 @click.option("--privileged", is_flag=True, help="All capabilities, no masked paths.")
@@ -133,7 +172,7 @@ def _open_image(root: str, ref: str, rootfs: bool):
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def run(ctx: click.Context, remove, interactive, tty, env, env_file, workdir, user, hostname,
-        network, volumes, entrypoint, privileged, read_only, memory, memory_swap, cpus,
+        network, publish, publish_all, expose, volumes, entrypoint, privileged, read_only, memory, memory_swap, cpus,
         pids_limit, runtime, name, is_rootfs, image, command) -> int:
     """Run a command in a new container."""
     from pybuild.runtime import BUILTIN, Container, ImageConfig, RunOptions, reap_stale
@@ -149,6 +188,8 @@ def run(ctx: click.Context, remove, interactive, tty, env, env_file, workdir, us
         raise ContainerError(
             f"the working directory '{workdir}' is invalid, it needs to be an absolute path")
     root = store_root((ctx.obj or {}).get("root"))
+    network = check_network(root, network, publish, publish_all)
+    exposed = parse_expose(expose)
     env_items = []
     for f in env_file:
         env_items.extend(read_env_file(f))
@@ -162,7 +203,8 @@ def run(ctx: click.Context, remove, interactive, tty, env, env_file, workdir, us
     options = RunOptions(
         args=tuple(command), entrypoint=entrypoint, env=tuple(env_items), workdir=workdir,
         user=user, hostname=hostname, network=network, tty=tty, interactive=interactive,
-        binds=binds, privileged=privileged, readonly_rootfs=read_only, limits=limits)
+        binds=binds, privileged=privileged, readonly_rootfs=read_only, limits=limits,
+        publish=tuple(publish), publish_all=publish_all, expose=exposed)
     container = Container.create(
         containers, image=ImageConfig.from_oci(config), lower_dirs=lower_dirs,
         options=options, image_ref=ref, image_id=image_id, name=name, remove=remove,

@@ -58,19 +58,34 @@ def _write_text(path: str, text: str) -> None:
         f.write(text)
 
 
-def _resolv_conf(host_network: bool) -> str:
-    try:
-        with open("/etc/resolv.conf") as f:
-            text = f.read()
-    except OSError:
-        return ""
-    if host_network:
-        return text
+def _is_loopback_ns(line: str) -> bool:
+    words = line.split()
+    return (words[:1] == ["nameserver"] and len(words) > 1
+            and (words[1].startswith("127.") or words[1] == "::1"))
+
+
+def _resolv_conf(mode: str, host_text: str | None = None) -> str:
+    """The container's resolv.conf for network `mode`. `host_text`: the host's file (read
+    from /etc/resolv.conf by default)."""
+    if host_text is None:
+        try:
+            with open("/etc/resolv.conf") as f:
+                host_text = f.read()
+        except OSError:
+            return ""
+    if mode == "host":
+        return host_text
     # Docker drops loopback resolvers: they would point into the container itself.
-    lines = [ln for ln in text.splitlines()
-             if not (ln.split()[:1] == ["nameserver"] and len(ln.split()) > 1
-                     and (ln.split()[1].startswith("127.") or ln.split()[1] == "::1"))]
+    lines = [ln for ln in host_text.splitlines() if not _is_loopback_ns(ln)]
+    if mode != "none" and not any(ln.split()[:1] == ["nameserver"] for ln in lines):
+        # with a route out but no resolver left, Docker falls back to Google's (IPv4)
+        lines += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
     return "\n".join(lines) + "\n"
+
+
+def _joins_network(mode: str) -> bool:
+    """bridge or a user network: a veth, an address, maybe a port proxy."""
+    return mode not in ("none", "host")
 
 
 class Container:
@@ -108,6 +123,11 @@ class Container:
         image's private layers); by default a fresh one."""
         if not lower_dirs:
             raise ContainerError("the image has no layers to run")
+        if runtime != BUILTIN and _joins_network(options.network):
+            # runc starts the process before pyrun could give it a veth
+            raise ContainerError(
+                f"--network {options.network} is not supported with --runtime {runtime} yet: "
+                "use the builtin runtime, or --network none|host")
         c = cls(containers_dir, container_id or new_id())
         os.makedirs(containers_dir, 0o700, exist_ok=True)
         os.makedirs(c.dir, 0o700, exist_ok=container_id is not None)
@@ -127,7 +147,7 @@ class Container:
                 shutil.copyfile("/etc/hosts", etc["/etc/hosts"])
             else:
                 _write_text(etc["/etc/hosts"], _HOSTS)
-            _write_text(etc["/etc/resolv.conf"], _resolv_conf(host_net))
+            _write_text(etc["/etc/resolv.conf"], _resolv_conf(options.network))
             identity = identity_from_layers(options.user if options.user is not None
                                             else image.user, rootfs.layers())
             spec = build_spec(image, options, identity, rootfs=rootfs.target, hostname=hostname,
@@ -143,6 +163,10 @@ class Container:
                 # next pyrun removes it
                 "owner": {"pid": os.getpid(), "start": process_start(os.getpid())},
                 "pid": None,
+                "net_request": {"mode": options.network, "publish": list(options.publish),
+                                "publish_all": options.publish_all,
+                                "exposed": list(dict.fromkeys(
+                                    (*image.exposed_ports, *options.expose)))},
             }, durable=True)
         except BaseException:
             c.remove()
@@ -225,6 +249,7 @@ class Container:
                 master = proc.receive_console()
                 if master is not None:
                     stdio.copy_winsize(master)
+            self._connect(state, proc.pid, spec.get("hostname", ""))
             self._record_pid(state, proc.pid)
             proc.go()
             if master is not None:
@@ -246,7 +271,68 @@ class Container:
             if devices_cg is not None:
                 devices.remove(devices_cg)
 
+    # ---- networking (bridge and user networks; builtin runtime only)
+    def network_store(self):
+        from pybuild.runtime.netstore import NetworkStore
+
+        return NetworkStore(os.path.dirname(os.path.abspath(self.containers_dir)))
+
+    def _hosts_file(self, container_id: str) -> str | None:
+        path = os.path.join(self.containers_dir, container_id, "hosts")
+        return path if os.path.exists(path) else None
+
+    def _connect(self, state: dict, pid: int, hostname: str) -> None:
+        """Give the created (not yet started) process its network: veth, address, proxy."""
+        req = state.get("net_request") or {}
+        mode = req.get("mode", "none")
+        if not _joins_network(mode):
+            return
+        from pybuild.runtime import netsetup, network
+
+        store = self.network_store()
+        state["network_joining"] = True  # a crash from here on leaves an endpoint to undo
+        self._save(state)
+        cn = netsetup.connect_container(
+            store, mode, self.id, pid, name=state.get("name", ""),
+            publish=req.get("publish", ()), publish_all=req.get("publish_all", False),
+            exposed=req.get("exposed", ()), default_host_ip="",
+            proxy_log=os.path.join(self.dir, "proxy.log"))
+        state["network"] = cn.to_json()
+        self._save(state)
+        hosts = os.path.join(self.dir, "hosts")
+        # rewritten in place: the file is bind-mounted into the container
+        with open(hosts, "r+") as f:
+            f.write(_HOSTS + f"{cn.endpoint.ipv4}\t{hostname}\n")
+            f.truncate()
+        network.write_hosts_section(hosts, network.hosts_lines(store, self.id))
+        network.refresh_peers_hosts(store, cn.network_id, self._hosts_file)
+
+    def _disconnect(self, state: dict) -> None:
+        """Undo `_connect` (idempotent): stop the proxy, remove the endpoint, tell the peers."""
+        if not state.get("network_joining") and not state.get("network"):
+            return
+        from pybuild.errors import NetworkError
+        from pybuild.runtime import netsetup, network
+
+        store = self.network_store()
+        cn = (netsetup.ContainerNetwork.from_json(state["network"])
+              if state.get("network") else None)
+        netsetup.disconnect_container(store, self.id, cn)
+        if cn is not None and cn.network_id:
+            try:
+                network.refresh_peers_hosts(store, cn.network_id, self._hosts_file)
+            except NetworkError:  # the network itself is gone
+                pass
+        state.pop("network_joining", None)
+        state.pop("network", None)
+
     def _finish(self, state: dict, code: int | None) -> None:
+        try:
+            self._disconnect(state)
+        finally:
+            self._finish_fs(state, code)
+
+    def _finish_fs(self, state: dict, code: int | None) -> None:
         unmount_tree(self.dir)  # only the OCI path mounts on the host; harmless otherwise
         if state.get("remove"):
             self.remove()

@@ -4,6 +4,7 @@ The built-in sandbox and external OCI runtimes (runc) both execute exactly this 
 
 from __future__ import annotations
 
+import re
 import resource
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,7 +33,10 @@ MASKED_PATHS = (
 )
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 
-NETWORK_MODES = ("none", "host")
+# Built-in modes; any other value names a network (`pyrun network create`).
+NETWORK_MODES = ("none", "host", "bridge")
+
+_NETWORK_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 
 # Docker's container NOFILE default; never above what this process may have (MACHINE.md).
 _NOFILE_DEFAULT = 1048576
@@ -54,6 +58,7 @@ class ImageConfig:
     cmd: tuple[str, ...] | None = None
     working_dir: str = ""
     user: str = ""
+    exposed_ports: tuple[str, ...] = ()    # ExposedPorts keys ("80/tcp"), for -P
 
     @classmethod
     def from_oci(cls, config: Mapping | None) -> ImageConfig:
@@ -65,6 +70,7 @@ class ImageConfig:
             cmd=tuple(cmd) if cmd is not None else None,
             working_dir=c.get("WorkingDir") or "",
             user=c.get("User") or "",
+            exposed_ports=tuple(c.get("ExposedPorts") or ()),
         )
 
 
@@ -83,6 +89,9 @@ class RunOptions:
     privileged: bool = False
     readonly_rootfs: bool = False
     limits: Limits | None = None           # -m, --memory-swap, --cpus, --pids-limit
+    publish: tuple[str, ...] = ()          # raw -p values
+    publish_all: bool = False              # -P
+    expose: tuple[str, ...] = ()           # --expose keys ("80/tcp"), added to the image's
 
 
 def resolve_command(image: ImageConfig, opts: RunOptions) -> list[str]:
@@ -194,9 +203,10 @@ def build_spec(
 ) -> dict:
     """The OCI runtime config. `etc_files` maps /etc/hosts etc. to host files to bind in;
     `all_capabilities` is what --privileged grants (the caller's bounding set)."""
-    if opts.network not in NETWORK_MODES:
+    if opts.network not in NETWORK_MODES and not _NETWORK_NAME.fullmatch(opts.network):
         raise ContainerError(
-            f"network mode {opts.network!r} is not supported (use one of: {', '.join(NETWORK_MODES)})")
+            f"invalid network mode {opts.network!r} (use one of: {', '.join(NETWORK_MODES)}, "
+            "or a network name)")
     argv = resolve_command(image, opts)
     cwd = opts.workdir or image.working_dir or "/"
     if not cwd.startswith("/"):
@@ -215,7 +225,7 @@ def build_spec(
         mounts.append({"destination": b.destination, "type": "bind", "source": b.source,
                        "options": options})
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")]
-    if opts.network == "none":
+    if opts.network != "host":  # none: loopback only; bridge/networks: a veth is added later
         namespaces.append({"type": "network"})
     linux: dict = {"namespaces": namespaces, "resources": resources(opts.limits)}
     if not opts.privileged:

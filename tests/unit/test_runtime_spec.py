@@ -228,8 +228,17 @@ def test_spec_privileged_host_network_binds():
     assert spec["process"]["cwd"] == "/app"
 
 
+@pytest.mark.parametrize("mode", ["bridge", "mynet"])
+def test_spec_bridge_and_named_networks_get_a_netns(mode):
+    assert {"type": "network"} in _spec(network=mode)["linux"]["namespaces"]
+
+
+def test_spec_reads_exposed_ports():
+    assert ImageConfig.from_oci({"config": {"ExposedPorts": {"80/tcp": {}}}}).exposed_ports == ("80/tcp",)
+
+
 @pytest.mark.parametrize("opts,message", [
-    ({"network": "bridge"}, "network mode 'bridge' is not supported"),
+    ({"network": "-bad name"}, "invalid network mode '-bad name'"),
     ({"workdir": "rel"}, "needs to be an absolute path"),
 ])
 def test_spec_rejects_bad_options(opts, message):
