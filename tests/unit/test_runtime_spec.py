@@ -313,3 +313,14 @@ def test_parse_limits_flags():
                 (None, None, 0.001, None), ("lots", None, None, None)):
         with pytest.raises(ContainerError):
             parse_limits(*bad)
+
+
+def test_resolv_conf_per_network_mode():
+    from pybuild.runtime.container import _resolv_conf
+
+    loop = "search lan\nnameserver 127.0.0.53\n"
+    assert _resolv_conf("host", loop) == loop
+    assert _resolv_conf("none", loop) == "search lan\n"
+    assert _resolv_conf("bridge", loop) == "search lan\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n"
+    real = "nameserver 10.0.0.1\nnameserver 127.0.0.1\n"
+    assert _resolv_conf("mynet", real) == "nameserver 10.0.0.1\n"
