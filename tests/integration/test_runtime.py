@@ -319,8 +319,8 @@ def test_name_conflict(pyrun):
 
 
 def test_bad_flags_exit_125(pyrun):
-    res = pyrun("--network", "bridge", "true")
-    assert res.returncode == 125
+    res = pyrun("--network", "no-such-network", "true")
+    assert res.returncode == 125 and "not found" in res.stderr
     res = pyrun("-w", "relative", "true")
     assert res.returncode == 125 and "absolute path" in res.stderr
 
