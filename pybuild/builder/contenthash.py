@@ -15,7 +15,6 @@ not remembered: a later write in the same timestamp tick would go unseen (git's 
 from __future__ import annotations
 
 import hashlib
-import json
 import stat
 import time
 from collections.abc import Iterable, Sequence
@@ -25,7 +24,7 @@ from pybuild.image.store import Store
 
 __all__ = ["HASH_FORMAT", "RACY_NS", "StatMemo", "content_hash", "file_digest"]
 
-HASH_FORMAT = "pybuild-context-hash/1"
+HASH_FORMAT = "pybuild-context-hash/2"
 RACY_NS = 2_000_000_000
 _CHUNK = 1 << 20
 
@@ -101,16 +100,14 @@ def content_hash(
     h = hashlib.sha256()
     _feed(h, [HASH_FORMAT, owner])
     for src in matched:
-        entry = context.entries.get(src.path)
+        entry = context.entries[src.path] if src.path else context.root_entry
         if src.kind == "dir":
             _feed(h, ["dir", src.name])
-            if entry is not None:
-                _record(h, context, ".", entry, owner, memo, now_ns)
+            _record(h, context, ".", entry, owner, memo, now_ns)
             cut = len(src.path) + 1 if src.path else 0
             for inner in context.below(src.path):
                 _record(h, context, inner.path[cut:], inner, owner, memo, now_ns)
         else:
-            assert entry is not None
             _feed(h, ["item", src.name.rsplit("/", 1)[-1]])
             _record(h, context, ".", entry, owner, memo, now_ns)
     return "sha256:" + h.hexdigest()
@@ -140,6 +137,11 @@ def _record(h, context: BuildContext, rel: str, entry: Entry, owner: bool,
 
 
 def _feed(h, fields: list) -> None:
-    # one JSON line per record: unambiguous, and ASCII-only so any process encodes it alike
-    h.update(json.dumps(fields, ensure_ascii=True, separators=(",", ":")).encode("ascii"))
-    h.update(b"\n")
+    # netstring-like: the field count, then each field's length and bytes, so no file name
+    # (which may hold newlines) can make two different trees encode alike. Names are str
+    # with surrogate escapes for undecodable bytes: encode them back as they were.
+    out = [b"%d\n" % len(fields)]
+    for field in fields:
+        data = str(field).encode("utf-8", "surrogateescape")
+        out.append(b"%d:%s" % (len(data), data))
+    h.update(b"".join(out))

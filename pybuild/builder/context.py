@@ -72,6 +72,8 @@ class BuildContext:
         self._children: dict[str, list[str]] = {"": []}
         self._walk(self.root, "", None)
         self._sorted = sorted(self.entries)
+        # `COPY . /app` copies the root's permission bits onto /app, so hashes need them
+        self.root_entry = _entry("", os.lstat(self.root), "dir")
 
     @classmethod
     def open(cls, root: str | os.PathLike, dockerfile: str | Path | None = None) -> BuildContext:
@@ -158,7 +160,12 @@ class BuildContext:
             last = i == len(segments) - 1
             nxt = []
             for name in names:
-                real = self._real(name, written)
+                try:
+                    real = self._real(name, written)
+                except ContextError:
+                    if not wild:
+                        raise
+                    continue  # a glob passing a link that leaves the context: not a match
                 if real is None or (real and self.entries[real].kind != "dir"):
                     continue
                 if _has_meta(segment):

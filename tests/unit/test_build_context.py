@@ -214,3 +214,26 @@ def test_stat_memo_is_per_root(tree, store):
     assert memo.save(store) == 1
     mine = StatMemo.load(store, ctx(tree).root)
     assert mine.get(other.abspath("a.txt"), other.entries["a.txt"]) is None
+
+
+def test_glob_passes_over_escaping_links_but_literal_refuses(tree):
+    os.symlink("../..", tree / "zz_escape")
+    c = ctx(tree)
+    assert [s.name for s in c.resolve("*/main.py")] == ["src/main.py"]
+    with pytest.raises(ContextError, match="points outside"):
+        c.resolve("zz_escape/main.py")
+
+
+def test_root_mode_counts_for_copy_dot(tree):
+    base = content_hash(ctx(tree), ["."])
+    os.chmod(tree, 0o700)
+    assert content_hash(ctx(tree), ["."]) != base
+
+
+def test_names_with_newlines_do_not_collide(tmp_path):
+    one = content_hash(ctx(make(tmp_path / "one", {"d/a\n1": "x"})), ["d"])
+    two = content_hash(ctx(make(tmp_path / "two", {"d/a": "\n1x"})), ["d"])
+    assert one != two
+    undecodable = make(tmp_path / "three", {"d": None})
+    (undecodable / os.fsdecode(b"d/\xff")).write_text("x")
+    assert content_hash(ctx(undecodable), ["d"]).startswith("sha256:")
