@@ -84,6 +84,22 @@ class StatMemo:
         return count
 
 
+    def prune(self, store: Store, context: BuildContext) -> int:
+        """Forget remembered files below the context root that are no longer sent (deleted,
+        now ignored): the table would otherwise only grow. Returns how many rows went."""
+        prefix = context.root.rstrip("/") + "/"
+        gone = [p for p in self._rows
+                if p.startswith(prefix) and p[len(prefix):] not in context.entries]
+        if not gone:
+            return 0
+        with store.transaction() as db:
+            db.executemany("DELETE FROM file_hashes WHERE path = ?", [(p,) for p in gone])
+        for p in gone:
+            self._rows.pop(p, None)
+            self._dirty.pop(p, None)
+        return len(gone)
+
+
 def content_hash(
     context: BuildContext,
     sources: Sequence[str] | Iterable[Source],

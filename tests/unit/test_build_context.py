@@ -237,3 +237,42 @@ def test_names_with_newlines_do_not_collide(tmp_path):
     undecodable = make(tmp_path / "three", {"d": None})
     (undecodable / os.fsdecode(b"d/\xff")).write_text("x")
     assert content_hash(ctx(undecodable), ["d"]).startswith("sha256:")
+
+
+def test_stat_memo_prune_forgets_files_no_longer_sent(tree, store):
+    c = ctx(tree)
+    memo = StatMemo.load(store, c.root)
+    content_hash(c, ["."], memo=memo)
+    memo.save(store)
+    os.unlink(tree / "a.txt")
+    c2 = ctx(tree, "b.txt\n")
+    memo2 = StatMemo.load(store, c2.root)
+    assert memo2.prune(store, c2) == 2
+    left = StatMemo.load(store, c2.root)._rows
+    assert str(tree / "c.md") in left and str(tree / "b.txt") not in left
+
+
+def test_open_prefers_dockerfile_specific_ignore(tree):
+    (tree / ".dockerignore").write_text("*.txt\n")
+    (tree / "build.Dockerfile").write_text("FROM scratch\n")
+    (tree / "build.Dockerfile.dockerignore").write_text("*.md\n")
+    c = BuildContext.open(tree, tree / "build.Dockerfile")
+    assert "a.txt" in c.files() and "c.md" not in c.files()
+
+
+def test_symlink_source_copies_its_target_under_its_own_name(tree):
+    os.symlink("a.txt", tree / "lnk")
+    c = ctx(tree)
+    assert [(s.name, s.path, s.kind) for s in c.resolve("lnk")] == [("lnk", "a.txt", "file")]
+    via_link = content_hash(c, ["lnk"])
+    assert via_link != content_hash(c, ["a.txt"])  # named differently in the image
+    (tree / "a.txt").write_text("new")
+    assert content_hash(ctx(tree), ["lnk"]) != via_link
+
+
+def test_context_must_be_a_directory(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ContextError, match="not a directory"):
+        BuildContext(tmp_path / "f")
+    with pytest.raises(ContextError, match="not a directory"):
+        BuildContext(tmp_path / "missing")
