@@ -150,6 +150,8 @@ def _open_image(root: str, ref: str, rootfs: bool):
 @click.option("-h", "--hostname", default=None, help="Container host name.")
 @click.option("--network", "--net", "network", default="none", show_default=True,
               help="none, host, bridge, or a network's name (pyrun network create).")
+@click.option("--network-alias", "aliases", multiple=True,
+              help="Add a network-scoped alias for the container (user networks).")
 @click.option("-p", "--publish", multiple=True,
               help="Publish a container's port: [IP:][HOST_PORT:]CONTAINER_PORT[/PROTO].")
 @click.option("-P", "--publish-all", "publish_all", is_flag=True,
@@ -172,7 +174,7 @@ def _open_image(root: str, ref: str, rootfs: bool):
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def run(ctx: click.Context, remove, interactive, tty, env, env_file, workdir, user, hostname,
-        network, publish, publish_all, expose, volumes, entrypoint, privileged, read_only, memory, memory_swap, cpus,
+        network, aliases, publish, publish_all, expose, volumes, entrypoint, privileged, read_only, memory, memory_swap, cpus,
         pids_limit, runtime, name, is_rootfs, image, command) -> int:
     """Run a command in a new container."""
     from pybuild.runtime import BUILTIN, Container, ImageConfig, RunOptions, reap_stale
@@ -189,6 +191,9 @@ def run(ctx: click.Context, remove, interactive, tty, env, env_file, workdir, us
             f"the working directory '{workdir}' is invalid, it needs to be an absolute path")
     root = store_root((ctx.obj or {}).get("root"))
     network = check_network(root, network, publish, publish_all)
+    if aliases and network in ("none", "host", "bridge"):
+        raise ContainerError("network-scoped alias is supported only for containers in user "
+                             "defined networks")
     exposed = parse_expose(expose)
     env_items = []
     for f in env_file:
@@ -204,7 +209,8 @@ def run(ctx: click.Context, remove, interactive, tty, env, env_file, workdir, us
         args=tuple(command), entrypoint=entrypoint, env=tuple(env_items), workdir=workdir,
         user=user, hostname=hostname, network=network, tty=tty, interactive=interactive,
         binds=binds, privileged=privileged, readonly_rootfs=read_only, limits=limits,
-        publish=tuple(publish), publish_all=publish_all, expose=exposed)
+        publish=tuple(publish), publish_all=publish_all, expose=exposed,
+        aliases=tuple(aliases))
     container = Container.create(
         containers, image=ImageConfig.from_oci(config), lower_dirs=lower_dirs,
         options=options, image_ref=ref, image_id=image_id, name=name, remove=remove,

@@ -164,6 +164,7 @@ class Container:
                 "owner": {"pid": os.getpid(), "start": process_start(os.getpid())},
                 "pid": None,
                 "net_request": {"mode": options.network, "publish": list(options.publish),
+                                "aliases": list(options.aliases),
                                 "publish_all": options.publish_all,
                                 "exposed": list(dict.fromkeys(
                                     (*image.exposed_ports, *options.expose)))},
@@ -294,6 +295,7 @@ class Container:
         self._save(state)
         cn = netsetup.connect_container(
             store, mode, self.id, pid, name=state.get("name", ""),
+            aliases=req.get("aliases", ()),
             publish=req.get("publish", ()), publish_all=req.get("publish_all", False),
             exposed=req.get("exposed", ()), default_host_ip="",
             proxy_log=os.path.join(self.dir, "proxy.log"))

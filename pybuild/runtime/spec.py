@@ -92,6 +92,7 @@ class RunOptions:
     publish: tuple[str, ...] = ()          # raw -p values
     publish_all: bool = False              # -P
     expose: tuple[str, ...] = ()           # --expose keys ("80/tcp"), added to the image's
+    aliases: tuple[str, ...] = ()          # --network-alias (user networks only)
 
 
 def resolve_command(image: ImageConfig, opts: RunOptions) -> list[str]:

@@ -128,7 +128,7 @@ def _assert_gone(image_store, name, state):
     ep = state["network"]["endpoint"]
     proxy = state["network"]["proxy"]
     assert not os.path.exists(f"/sys/class/net/{ep['host_veth']}")
-    assert not _alive(proxy["pid"], proxy["start_time"])
+    assert proxy is None or not _alive(proxy["pid"], proxy["start_time"])
     assert _endpoints(image_store, name) == {}
 
 
@@ -185,3 +185,38 @@ def test_bad_network_requests(image_store, user_net):
     assert "WARNING: Published ports are discarded when using host network mode" in res.stderr
     assert _endpoints(image_store, name) == {}
     assert [e for e in os.listdir(os.path.join(image_store, "containers")) if len(e) == 64] == []
+
+
+def test_peers_find_each_other_by_name_and_alias(image_store, user_net, tmp_path):
+    name, _subnet = user_net
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "index.html").write_text("peer page\n")
+    server_name = f"srv-{secrets.token_hex(3)}"
+    proc = subprocess.Popen(
+        _cmd("run", "--rm", "--name", server_name, "--network", name, "--network-alias", "web",
+             "-v", f"{www}:/www", "busybox", "sh", "-c",
+             'trap "exit 0" TERM; httpd -f -p 80 -h /www & wait'),
+        env={**os.environ, "PYBUILD_ROOT": image_store}, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        state = _wait_for(lambda: _running_state(image_store), "the server's state")
+        hosts = os.path.join(image_store, "containers", state["id"], "hosts")
+        res = pyrun(image_store, "run", "--rm", "--network", name, "busybox", "sh", "-c",
+                    f"wget -qO- http://web/index.html && wget -qO- http://{server_name}/ && "
+                    "cat /etc/hosts")
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.startswith("peer page\npeer page\n")
+        assert f"{state['network']['endpoint']['ipv4']}\t{server_name} web" in res.stdout
+        with open(hosts) as f:
+            assert "# pybuild: peers" not in f.read()  # the client left: its line is gone
+        assert pyrun(image_store, "run", "--rm", "--network", "bridge", "--network-alias", "x",
+                     "busybox", "true").returncode == 125
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    _assert_gone(image_store, name, {"network": {**state["network"], "proxy": None}})
