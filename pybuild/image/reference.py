@@ -70,13 +70,11 @@ class Reference:
     def name(self) -> str:
         return f"{self.domain}/{self.path}" if self.domain else self.path
 
+    def _suffix(self) -> str:
+        return (f":{self.tag}" if self.tag else "") + (f"@{self.digest}" if self.digest else "")
+
     def __str__(self) -> str:
-        s = self.name
-        if self.tag:
-            s += f":{self.tag}"
-        if self.digest:
-            s += f"@{self.digest}"
-        return s
+        return self.name + self._suffix()
 
     @property
     def familiar_name(self) -> str:
@@ -90,12 +88,7 @@ class Reference:
 
     @property
     def familiar(self) -> str:
-        s = self.familiar_name
-        if self.tag:
-            s += f":{self.tag}"
-        if self.digest:
-            s += f"@{self.digest}"
-        return s
+        return self.familiar_name + self._suffix()
 
     def with_tag(self, tag: str) -> Reference:
         return replace(self, tag=validate_tag(tag))
