@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "manifest": "pybuild.cli.registry:manifest_group",
     # container lifecycle, networks, volumes (issue 7): pybuild.cli.containers, ...
     "network": "pybuild.cli.network:network_group",
+    "volume": "pybuild.cli.volume:volume_group",
 }
 
 

@@ -45,22 +45,13 @@ def read_env_file(path: str) -> list[str]:
     return items
 
 
-def parse_volume(text: str):
-    from pybuild.runtime import BindMount
+def parse_mount_flags(volumes, mounts, tmpfs):
+    """-v, --mount and --tmpfs values -> MountRequests (Docker's syntax and errors)."""
+    from pybuild.runtime import mountspec
 
-    parts = text.split(":")
-    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-        raise ContainerError(f"invalid volume specification: '{text}'")
-    host, ctr = parts[0], parts[1]
-    mode = parts[2] if len(parts) == 3 else "rw"
-    if mode not in ("ro", "rw"):
-        raise ContainerError(f"invalid mode: {mode} (in volume specification '{text}')")
-    if not host.startswith("/"):
-        raise ContainerError(f"named volumes are not supported yet: '{text}' (use an absolute host path)")
-    if not ctr.startswith("/"):
-        raise ContainerError(f"invalid volume specification: '{text}': mount path must be absolute")
-    os.makedirs(host, exist_ok=True)  # Docker creates a missing host directory for -v
-    return BindMount(os.path.realpath(host), os.path.normpath(ctr), mode == "ro")
+    return (*(mountspec.parse_volume(v) for v in volumes),
+            *(mountspec.parse_mount(m) for m in mounts),
+            *(mountspec.parse_tmpfs(t) for t in tmpfs))
 
 
 def parse_limits(memory, memory_swap, cpus, pids_limit):
@@ -157,7 +148,13 @@ def _open_image(root: str, ref: str, rootfs: bool):
 @click.option("-P", "--publish-all", "publish_all", is_flag=True,
               help="Publish every exposed port to a random host port.")
 @click.option("--expose", multiple=True, help="Expose a port or a range of ports (for -P).")
-@click.option("-v", "--volume", "volumes", multiple=True, help="Bind mount HOST:CTR[:ro|rw].")
+@click.option("-v", "--volume", "volumes", multiple=True,
+              help="Bind mount a volume: [HOST-DIR|NAME:]CTR-DIR[:ro|rw|nocopy|...].")
+@click.option("--mount", "mounts", multiple=True,
+              help="Attach a filesystem mount: type=bind|volume|tmpfs,source=,target=,...")
+@click.option("--tmpfs", multiple=True, help="Mount a tmpfs directory: PATH[:OPTIONS].")
+@click.option("--volumes-from", "volumes_from", multiple=True,
+              help="Mount volumes from the specified container(s): CTR[:ro|rw].")
 @click.option("--entrypoint", default=None, help="Overwrite the image's ENTRYPOINT.")
 @click.option("--privileged", is_flag=True, help="All capabilities, no masked paths.")
 @click.option("--read-only", "read_only", is_flag=True, help="Mount the root filesystem read-only.")
@@ -174,10 +171,19 @@ def _open_image(root: str, ref: str, rootfs: bool):
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def run(ctx: click.Context, remove, interactive, tty, env, env_file, workdir, user, hostname,
-        network, aliases, publish, publish_all, expose, volumes, entrypoint, privileged, read_only, memory, memory_swap, cpus,
+        network, aliases, publish, publish_all, expose, volumes, mounts, tmpfs, volumes_from,
+        entrypoint, privileged, read_only, memory, memory_swap, cpus,
         pids_limit, runtime, name, is_rootfs, image, command) -> int:
     """Run a command in a new container."""
-    from pybuild.runtime import BUILTIN, Container, ImageConfig, RunOptions, reap_stale
+    from pybuild.runtime import (
+        BUILTIN,
+        Container,
+        ImageConfig,
+        RunOptions,
+        attach,
+        mountspec,
+        reap_stale,
+    )
     from pybuild.runtime.container import new_id
     from pybuild.runtime.linux import bounding_set
 
@@ -199,22 +205,33 @@ def run(ctx: click.Context, remove, interactive, tty, env, env_file, workdir, us
     for f in env_file:
         env_items.extend(read_env_file(f))
     env_items.extend(parse_env_items(env))
-    binds = tuple(parse_volume(v) for v in volumes)
+    requests = parse_mount_flags(volumes, mounts, tmpfs)
+    from_specs = [mountspec.parse_volumes_from(v) for v in volumes_from]
     limits = parse_limits(memory, memory_swap, cpus, pids_limit)
     containers = os.path.join(root, "containers")
     reap_stale(containers)
     container_id = new_id()
     config, lower_dirs, ref, image_id = _open_image(root, image, is_rootfs)
+    resolved = attach.resolve(
+        root, requests, volumes_from=from_specs, lower_dirs=lower_dirs,
+        image_volumes=tuple((config.get("config") or {}).get("Volumes") or {}))
     options = RunOptions(
         args=tuple(command), entrypoint=entrypoint, env=tuple(env_items), workdir=workdir,
         user=user, hostname=hostname, network=network, tty=tty, interactive=interactive,
-        binds=binds, privileged=privileged, readonly_rootfs=read_only, limits=limits,
+        mounts=resolved.entries, privileged=privileged, readonly_rootfs=read_only, limits=limits,
         publish=tuple(publish), publish_all=publish_all, expose=exposed,
         aliases=tuple(aliases))
-    container = Container.create(
-        containers, image=ImageConfig.from_oci(config), lower_dirs=lower_dirs,
-        options=options, image_ref=ref, image_id=image_id, name=name, remove=remove,
-        container_id=container_id,
-        runtime=BUILTIN if runtime in ("", BUILTIN) else runtime,
-        all_capabilities=bounding_set() if privileged else ())
+    try:
+        container = Container.create(
+            containers, image=ImageConfig.from_oci(config), lower_dirs=lower_dirs,
+            options=options, image_ref=ref, image_id=image_id, name=name, remove=remove,
+            container_id=container_id,
+            runtime=BUILTIN if runtime in ("", BUILTIN) else runtime,
+            all_capabilities=bounding_set() if privileged else (),
+            extra_state=resolved.state())
+    except BaseException:
+        from pybuild.runtime.volumes import Volumes
+
+        Volumes(root).release(list(resolved.anonymous))
+        raise
     return container.run()

@@ -9,7 +9,7 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from pybuild.errors import ContainerError
 from pybuild.runtime.identity import identity_from_layers
@@ -117,10 +117,11 @@ class Container:
     def create(cls, containers_dir: str, *, image: ImageConfig, lower_dirs: Sequence[str],
                options: RunOptions, image_ref: str = "", image_id: str = "",
                name: str | None = None, remove: bool = False, runtime: str = BUILTIN,
-               all_capabilities: Sequence[str] = (), container_id: str | None = None
-               ) -> Container:
+               all_capabilities: Sequence[str] = (), container_id: str | None = None,
+               extra_state: Mapping[str, object] | None = None) -> Container:
         """`container_id`: an id chosen beforehand (its directory may already hold the
-        image's private layers); by default a fresh one."""
+        image's private layers); by default a fresh one. `extra_state`: more state.json keys
+        (mounts, tmpfs, anonymous_volumes from runtime/attach.py)."""
         if not lower_dirs:
             raise ContainerError("the image has no layers to run")
         if runtime != BUILTIN and _joins_network(options.network):
@@ -168,6 +169,7 @@ class Container:
                                 "publish_all": options.publish_all,
                                 "exposed": list(dict.fromkeys(
                                     (*image.exposed_ports, *options.expose)))},
+                **(extra_state or {}),
             }, durable=True)
         except BaseException:
             c.remove()
@@ -344,15 +346,22 @@ class Container:
                      finished=time.time(), owner=None, pid=None)
         self._save(state, durable=True)
 
-    def remove(self) -> None:
+    def remove(self, volumes: bool = False) -> None:
+        """Delete the container; its anonymous volumes go too with `volumes` (rm -v) or
+        when it was a --rm container, as in Docker."""
         unmount_tree(self.dir)
         try:
-            name = self.state().get("name")
+            state = self.state()
         except (OSError, ValueError):
-            name = None
-        if name:
-            release_name(self.containers_dir, name, self.id)
+            state = {}
+        if state.get("name"):
+            release_name(self.containers_dir, state["name"], self.id)
         shutil.rmtree(self.dir, ignore_errors=True)
+        if state.get("anonymous_volumes") and (volumes or state.get("remove")):
+            from pybuild.runtime.volumes import Volumes
+
+            Volumes(os.path.dirname(os.path.abspath(self.containers_dir))).release(
+                state["anonymous_volumes"])
 
 
 # ---- names: containers/.names/<name> is a symlink to the id (atomic to create)

@@ -93,6 +93,7 @@ class RunOptions:
     publish_all: bool = False              # -P
     expose: tuple[str, ...] = ()           # --expose keys ("80/tcp"), added to the image's
     aliases: tuple[str, ...] = ()          # --network-alias (user networks only)
+    mounts: tuple[dict, ...] = ()          # OCI entries for volumes, tmpfs (runtime/attach.py)
 
 
 def resolve_command(image: ImageConfig, opts: RunOptions) -> list[str]:
@@ -225,6 +226,7 @@ def build_spec(
         options = ["rbind", "rprivate"] + (["ro"] if b.readonly else [])
         mounts.append({"destination": b.destination, "type": "bind", "source": b.source,
                        "options": options})
+    mounts.extend(dict(m) for m in opts.mounts)
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")]
     if opts.network != "host":  # none: loopback only; bridge/networks: a veth is added later
         namespaces.append({"type": "network"})

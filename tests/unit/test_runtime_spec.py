@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from pybuild.cli.run import parse_env_items, parse_volume, read_env_file
+from pybuild.cli.run import parse_env_items, read_env_file
 from pybuild.errors import ContainerError
 from pybuild.runtime.identity import Identity, layered_file, resolve_user
 from pybuild.runtime.mounts import (
@@ -18,6 +18,7 @@ from pybuild.runtime.mounts import (
     remove_stubs,
     secure_join,
 )
+from pybuild.runtime.mountspec import parse_volume
 from pybuild.runtime.spec import (
     DEFAULT_CAPABILITIES,
     DEFAULT_PATH,
@@ -281,10 +282,11 @@ def test_env_items_and_env_file(tmp_path, monkeypatch):
 
 def test_parse_volume(tmp_path):
     b = parse_volume(f"{tmp_path}/new:/data:ro")
-    assert (b.source, b.destination, b.readonly) == (str(tmp_path / "new"), "/data", True)
-    assert (tmp_path / "new").is_dir()
+    assert (b.type, b.source, b.target, b.readonly) == ("bind", str(tmp_path / "new"), "/data", True)
+    assert b.create_source  # -v makes a missing host dir when the container is created
     assert parse_volume(f"{tmp_path}:/d/").readonly is False
-    for bad in ("x", f"{tmp_path}:/d:rx", "named:/d", f"{tmp_path}:rel", ":/d"):
+    assert parse_volume("named:/d").type == "volume"
+    for bad in ("", f"{tmp_path}:/d:rx", f"{tmp_path}:rel", ":/d", "a:b:c:d", "/d:ro"):
         with pytest.raises(ContainerError):
             parse_volume(bad)
 
