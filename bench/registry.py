@@ -71,7 +71,7 @@ def build_image(store: Store, ref: str, layers: list[tuple[pathlib.Path, str, in
 
 def oci_layout(store: Store, image_id: str, dir: pathlib.Path, tag: str) -> None:
     """The same image as an OCI layout, skopeo's source for its push (blobs hard-linked)."""
-    from pybuild.registry.push import image_manifest
+    from pybuild.registry.pusher import image_manifest
 
     raw, mt = image_manifest(store, image_id)
     manifest = json.loads(raw)

@@ -167,7 +167,7 @@ def pull_command(ctx, platform, quiet, insecure, tls_verify, ca_cert, ref):
     from pybuild.image import reference as refs
     from pybuild.image.manifest import parse_platform
     from pybuild.image.store import Store
-    from pybuild.registry.pull import pull
+    from pybuild.registry.puller import pull
 
     parsed = refs.parse_normalized(ref)
     wanted = parse_platform(platform) if platform else None
@@ -199,7 +199,7 @@ def push_command(ctx, quiet, insecure, tls_verify, ca_cert, ref):
     from pybuild.cli.transfer_progress import renderer
     from pybuild.image import reference as refs
     from pybuild.image.store import Store
-    from pybuild.registry.push import push
+    from pybuild.registry.pusher import push
 
     parsed = refs.parse_normalized(ref)
     opts = make_options(insecure, tls_verify, ca_cert)

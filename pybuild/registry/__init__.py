@@ -15,14 +15,14 @@ from pybuild.registry.options import RegistryOptions
 
 def pull(store, ref, options=None, platform=None, events=None):
     from pybuild.registry import events as ev
-    from pybuild.registry.pull import pull as _pull
+    from pybuild.registry.puller import pull as _pull
 
     return _pull(store, ref, options, platform, events or ev.ignore)
 
 
 def push(store, ref, options=None, events=None):
     from pybuild.registry import events as ev
-    from pybuild.registry.push import push as _push
+    from pybuild.registry.pusher import push as _push
 
     return _push(store, ref, options, events or ev.ignore)
 

@@ -305,3 +305,20 @@ def test_unreachable_registry_is_clear(pyrun_env):
     r = pyrun("pull", f"127.0.0.1:{free_port()}/team/none:1")
     assert r.returncode == 1 and "Connection refused" in r.stderr
     assert "Pulling from" not in r.stdout
+
+
+def test_library_pull_and_push_callable_repeatedly(tmp_path, registry):
+    """pybuild.registry.pull/push are functions, not shadowed by submodules of the same name
+    once the first call imported them (the builder pulls several bases in one process)."""
+    import pybuild.registry as registry_api
+
+    seed(tmp_path, registry.host, "team/lib:1", [BASE])
+    seed(tmp_path, registry.host, "team/lib:2", [BASE, TOP])
+    with Store(str(tmp_path / "lib")) as s:
+        first = registry_api.pull(s, f"{registry.host}/team/lib:1")
+        second = registry_api.pull(s, f"{registry.host}/team/lib:2")
+        assert first.image_id != second.image_id
+        s.set_tag(f"{registry.host}/team/lib:3", second.image_id)
+        registry_api.push(s, f"{registry.host}/team/lib:3")
+        registry_api.push(s, f"{registry.host}/team/lib:3")
+    assert callable(registry_api.pull) and callable(registry_api.push)
