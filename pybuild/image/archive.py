@@ -77,6 +77,15 @@ def save(images: Images, names: list[str], out: BinaryIO, fmt: str = "docker-arc
                 tags.append(full)
             elif ref.tag is None:  # `save busybox` saves every busybox tag
                 tags.extend(t for t in have if refs.parse(t).name == ref.name)
+    write_archive(images, chosen, out, fmt)
+
+
+def write_archive(images: Images, chosen: dict[str, list[str]], out: BinaryIO,
+                  fmt: str = "docker-archive") -> None:
+    """Write images (id -> the full references to record for it, tagged in the store or
+    not: `pybuild --output type=oci,name=...`) to `out` as a docker or OCI archive."""
+    if fmt not in ("docker-archive", "oci-archive"):
+        raise ImageError(f"unknown archive format {fmt!r} (docker-archive or oci-archive)")
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         if fmt == "docker-archive":
             _write_docker(images, chosen, tar)
