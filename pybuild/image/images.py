@@ -286,18 +286,27 @@ class Images:
         if by_ref:
             ref = refs.parse_normalized(text)
             name = str(ref.with_default_tag()) if not ref.digest else f"{ref.name}@{ref.digest}"
-            remaining = [t for t in (*image.tags, *image.digests) if t != name]
+            tags = [t for t in image.tags if t != name]
+            digests = [d for d in image.digests if d != name]
+            # Docker: removing the last tag of a repository also drops that repository's
+            # digest references (a pulled or pushed image leaves no `<none>` behind)
+            same_repo = [] if ref.digest or any(_repo(t) == ref.name for t in tags) else [
+                d for d in digests if _repo(d) == ref.name]
+            remaining = tags + [d for d in digests if d not in same_repo]
             if remaining:
-                self.untag(name)
-                return [("Untagged", refs.familiar(name))]
+                for r in (name, *same_repo):
+                    self.untag(r)
+                    events.append(("Untagged", refs.familiar(r)))
+                return events
             if (running or stopped) and not force:
                 who = (running + stopped)[0]
                 raise ImageError(
                     f'conflict: unable to remove repository reference "{text}" (must force) - '
                     f"container {who[:12]} is using its referenced image {image.short_id}"
                 )
-            self.untag(name)
-            events.append(("Untagged", refs.familiar(name)))
+            for r in (name, *same_repo):
+                self.untag(r)
+                events.append(("Untagged", refs.familiar(r)))
             if running or stopped or self.children(image_id):
                 return events  # still used: keep the image, now untagged
         else:
@@ -401,3 +410,8 @@ class Images:
         if not rows:  # no history at all: one row for the image itself
             rows.append((image_id, None, image.size))
         return rows
+
+
+def _repo(reference: str) -> str:
+    """The repository of a stored tag (`name:tag`) or digest reference (`name@sha256:...`)."""
+    return refs.parse_normalized(reference).name

@@ -139,3 +139,23 @@ def test_manifest_for_both_formats(images, tmp_path):
     assert oci.config.digest == docker.config.digest == image_id
     assert oci.layers[0].media_type.endswith("tar+gzip")
     assert docker.layers[0].media_type.endswith("diff.tar.gzip")
+
+
+def test_rmi_of_last_tag_drops_that_repositorys_digests(images, tmp_path):
+    """As Docker: after a pull (tag + repo digest), `rmi repo:tag` deletes the image instead
+    of leaving a `<none>` entry held by the digest; another repository's digest keeps it."""
+    d1, d2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+    pulled, _ = _image(images, tmp_path, "a", tags=["registry.test/app:1"])
+    images.store.add_repo_digest("registry.test/app", d1, pulled)
+    assert images.remove("registry.test/app:1") == [
+        ("Untagged", "registry.test/app:1"), ("Untagged", f"registry.test/app@{d1}"),
+        ("Deleted", pulled)]
+    kept, _ = _image(images, tmp_path, "b", tags=["registry.test/app:2", "registry.test/app:3"])
+    images.store.add_repo_digest("registry.test/app", d1, kept)
+    images.store.add_repo_digest("registry.test/other", d2, kept)
+    # another tag of the same repository remains: only the tag goes
+    assert images.remove("registry.test/app:2") == [("Untagged", "registry.test/app:2")]
+    # the last tag of app goes with app's digest; other's digest keeps the image
+    assert images.remove("registry.test/app:3") == [
+        ("Untagged", "registry.test/app:3"), ("Untagged", f"registry.test/app@{d1}")]
+    assert list(images.get(kept).digests) == [f"registry.test/other@{d2}"]
