@@ -104,6 +104,10 @@ def prepare_copy(
         raise BuildError(getattr(e, "reason", None) or _bare(e), step=where) from None
     except ModeError as e:
         raise BuildError(str(e), step=where) from None
+    except BuildError as e:
+        if e.step is None:
+            raise BuildError(e.message, step=where) from None
+        raise
 
 
 def _bare(e: BuildError) -> str:

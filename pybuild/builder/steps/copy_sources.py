@@ -55,6 +55,7 @@ class Item:
     url: str | None = None
     digest: str | None = None  # a URL's --checksum or the sha256 of its bytes
     checksum: str | None = None  # verified when a URL is fetched at apply time
+    unpack: bool = False  # a URL to extract if it is an archive (ADD --unpack=true)
 
 
 def is_url(source: str) -> bool:
