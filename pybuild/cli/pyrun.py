@@ -36,6 +36,10 @@ COMMANDS: dict[str, str] = {
     # container lifecycle, networks, volumes (issue 7): pybuild.cli.containers, ...
     "network": "pybuild.cli.network:network_group",
     "volume": "pybuild.cli.volume:volume_group",
+    "commit": "pybuild.cli.commit:commit_cmd",
+    "cp": "pybuild.cli.container_fs:cp_cmd",
+    "diff": "pybuild.cli.container_fs:diff_cmd",
+    "export": "pybuild.cli.container_fs:export_cmd",
 }
 
 

@@ -17,6 +17,7 @@ _CHUNK = 1 << 20
 @dataclass
 class _Copy:
     owner: tuple[int, int] | None          # force this uid:gid (cp into a container)
+    keep_overlay: bool = False             # keep trusted.overlay.* (copying an upper dir)
     as_root: bool = os.geteuid() == 0
     links: dict = field(default_factory=dict)   # (dev, ino) -> first destination path
     dirs: list = field(default_factory=list)    # (path, stat) whose metadata is set last
@@ -28,7 +29,7 @@ class _Copy:
         if stat.S_ISLNK(st.st_mode):
             os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
             return
-        _copy_xattrs(src, dst)
+        _copy_xattrs(src, dst, self.keep_overlay)
         os.chmod(dst, stat.S_IMODE(st.st_mode))  # after chown, which clears setuid bits
         if not stat.S_ISDIR(st.st_mode):
             os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
@@ -81,10 +82,10 @@ def copy_tree(src: str, dst: str, owner: tuple[int, int] | None = None) -> None:
 
 
 def copy_contents(src_dir: str, dst_dir: str, owner: tuple[int, int] | None = None,
-                  root_meta: bool = True) -> None:
+                  root_meta: bool = True, keep_overlay: bool = False) -> None:
     """Copy what is inside `src_dir` into the existing `dst_dir` (and, with `root_meta`,
     give `dst_dir` the owner and mode of `src_dir`, as Docker's volume copy-up does)."""
-    c = _Copy(owner)
+    c = _Copy(owner, keep_overlay=keep_overlay)
     with os.scandir(src_dir) as it:
         names = sorted(e.name for e in it)
     for name in names:
@@ -124,13 +125,13 @@ def _copy_rw(fin: int, fout: int) -> int:
     return len(data)
 
 
-def _copy_xattrs(src: str, dst: str) -> None:
+def _copy_xattrs(src: str, dst: str, keep_overlay: bool = False) -> None:
     try:
         names = os.listxattr(src, follow_symlinks=False)
     except OSError:
         return
     for name in names:
-        if name.startswith(OVERLAY_XATTR_PREFIXES):
+        if name.startswith(OVERLAY_XATTR_PREFIXES) and not keep_overlay:
             continue
         try:
             os.setxattr(dst, name, os.getxattr(src, name, follow_symlinks=False),

@@ -21,28 +21,51 @@ class ContainerView:
     mounts: tuple[dict, ...] = ()      # OCI bind entries (volumes) to show inside the view
     pid: int | None = None             # a running container's pid: use its own mounts
 
-    def call(self, fn: Callable[[str], object]) -> object:
+    def call(self, fn: Callable[[str], object], write: bool = False) -> object:
         """fn(root) with `root` the merged view; its result must pickle. Errors come back as
-        ContainerError with the child's message and exit code."""
-        if self.pid is not None and os.path.isdir(f"/proc/{self.pid}/root/"):
+        ContainerError with the child's message and exit code. Reads see the layers (and the
+        volumes, where their mount points exist) through a read-only overlay; writes go
+        through a running container's own mounts, else into the upper dir."""
+        if write and self.pid is not None and os.path.isdir(f"/proc/{self.pid}/root/"):
             return fn(f"/proc/{self.pid}/root")
-        return _in_child(lambda: fn(self._mount()))
+        return _in_child(lambda: fn(self._mount(write)))
 
-    def _mount(self) -> str:
+    def _mount(self, write: bool) -> str:
         from pybuild.runtime import linux as L
         from pybuild.runtime.mounts import mount_entry, mount_overlay
 
         L.unshare(L.CLONE_NEWNS)
         L.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE)
-        os.makedirs(self.rootfs.target, 0o755, exist_ok=True)
-        mount_overlay(self.rootfs)
+        target = self.rootfs.target
+        os.makedirs(target, 0o755, exist_ok=True)
+        if write:
+            mount_overlay(self.rootfs)
+        else:  # the upper dir as the topmost lower dir: a read-only view that never writes
+            _mount_readonly(self.rootfs.layers(), target)
         layers = self.rootfs.layers()
         for m in sorted(self.mounts, key=lambda m: m["destination"].count("/")):
             # only where the mount point exists already: a view must not add stubs
             if m.get("type") == "bind" and layered_exists(layers, m["destination"]) \
                     and os.path.exists(m["source"]):
-                mount_entry(self.rootfs.target, m)
-        return self.rootfs.target
+                mount_entry(target, {**m, "options": [*m.get("options", ()), "ro"]}
+                            if not write else m)
+        return target
+
+
+def _mount_readonly(layers: Sequence[str], target: str) -> None:
+    from pybuild.runtime import linux as L
+    from pybuild.runtime.mounts import OVERLAY_FEATURES
+
+    base = os.path.commonpath(layers)
+    rel = [os.path.relpath(p, base) for p in layers]
+    here = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.chdir(base)  # relative lower dirs: many layers still fit in one page
+        L.mount("overlay", target, "overlay", L.MS_RDONLY,
+                f"lowerdir={':'.join(rel)},{OVERLAY_FEATURES}")
+    finally:
+        os.fchdir(here)
+        os.close(here)
 
 
 def _in_child(fn: Callable[[], object]) -> object:

@@ -1,0 +1,137 @@
+"""`commit`: a container's upper dir becomes a layer on top of its image. The upper dir is
+copied (the container keeps its own) in overlay form, mount stubs are dropped, the copy is
+committed as a snapshot (pybuild.image.layers.commit_dir) and a new image records it with
+a history row; a running container is frozen meanwhile when asked."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+
+from pybuild.errors import ContainerError
+
+
+def is_running(state: dict) -> bool:
+    """Whether the container's process is alive (same pid and start time as recorded)."""
+    from pybuild.runtime.container import process_start
+
+    pid = state.get("pid")
+    return bool(pid) and state.get("status") in ("running", "paused") \
+        and process_start(pid) == state.get("pid_start")
+
+
+def _pid_namespace_members(pid: int) -> list[int]:
+    try:
+        ns = os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return []
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/ns/pid") == ns:
+                    out.append(int(entry))
+            except OSError:
+                continue
+    return out
+
+
+@contextlib.contextmanager
+def paused(state: dict) -> Iterator[None]:
+    """Freeze a running container: its freezer cgroup if it has one, else SIGSTOP to every
+    process of its pid namespace; thawed afterwards (a container paused before stays so)."""
+    if not is_running(state):
+        yield
+        return
+    cg = None
+    if state.get("cgroup"):
+        from pybuild.runtime.cgroups import Cgroup
+
+        cg = Cgroup.load(state["cgroup"]["version"], state["cgroup"]["paths"])
+        if "freezer" not in cg.paths and cg.version == "v1":
+            cg = None
+    if cg is not None:
+        was_frozen = cg.frozen()
+        cg.freeze()
+        try:
+            yield
+        finally:
+            if not was_frozen:
+                cg.thaw()
+        return
+    members = _pid_namespace_members(state["pid"])
+    for p in members:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for p in members:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGCONT)
+
+
+def copy_upper(upper: str, dest: str, stubs: Sequence[str]) -> None:
+    """The upper dir in overlay form (whiteouts, opaque dirs) without its mount stubs."""
+    from pybuild.runtime.fscopy import copy_contents
+    from pybuild.runtime.mounts import remove_stubs
+
+    copy_contents(upper, dest, root_meta=False, keep_overlay=True)
+    remove_stubs(dest, stubs)
+
+
+def commit(root: str, container_id: str, *, ref: str | None = None, message: str = "",
+           author: str = "", changes: Sequence[str] = (), pause: bool = True) -> str:
+    """Make an image of the container; returns its id (sha256:...)."""
+    import json
+
+    from pybuild.image import layers, snapshots
+    from pybuild.image import reference as refs
+    from pybuild.image.changes import apply_changes
+    from pybuild.image.config import HistoryEntry, parse_config, rfc3339
+    from pybuild.image.images import Images
+    from pybuild.image.records import chain_ids
+    from pybuild.runtime.container import Container
+
+    c = Container(os.path.join(root, "containers"), container_id)
+    state = c.state()
+    if not state.get("image_id"):
+        raise ContainerError("a container made with --rootfs has no image to commit onto",
+                             container_id[:12])
+    tag = str(refs.parse_tagged(ref)) if ref else None
+    images = Images(root)
+    try:
+        base = images.get(state["image_id"])
+        cfg = parse_config(base.config_bytes, ref=state["image_id"])
+        new_cfg = apply_changes(cfg.config, list(changes))  # a bad change fails before copying
+        try:
+            with open(os.path.join(c.dir, "config.json")) as f:
+                argv = json.load(f)["process"]["args"]
+        except (OSError, ValueError, KeyError):
+            argv = []
+        store = images.store
+        with store.hold():
+            stage = snapshots.staging_dir(store)
+            try:
+                fs = os.path.join(stage, "fs")
+                with paused(state) if pause else contextlib.nullcontext():
+                    copy_upper(os.path.join(c.dir, "upper"), fs, state.get("stubs") or ())
+                parents = chain_ids(cfg.diff_ids)
+                layer = layers.commit_dir(store, fs, parents[-1] if parents else None)
+            finally:
+                snapshots.remove_tree(stage)
+            now = rfc3339(time.time())
+            history = (*cfg.history, HistoryEntry(created=now, created_by=" ".join(argv),
+                                                  author=author, comment=message))
+            extra = {k: v for k, v in cfg.extra.items()
+                     if k not in ("container", "container_config", "docker_version")}
+            new = replace(cfg, config=new_cfg, diff_ids=(*cfg.diff_ids, layer.diff_id),
+                          history=history, created=now, author=author, extra=extra)
+            return images.put(new.to_bytes(), tags=[tag] if tag else [],
+                              parent=state["image_id"])
+    finally:
+        images.close()
