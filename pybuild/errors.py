@@ -9,6 +9,8 @@ PybuildError
  +-- ContainerError(id)            a container could not be set up or driven
       +-- CommandNotFound          exit 127 (executable not found)
       +-- CommandNotExecutable     exit 126 (found but not executable)
+      +-- NoSuchContainer          exit 1 (no container by that name, id or prefix)
+      +-- ContainerStateError      exit 1 (the verb does not fit the state: not running...)
 """
 
 from __future__ import annotations
@@ -89,6 +91,19 @@ class CommandNotFound(ContainerError):
 
 class CommandNotExecutable(ContainerError):
     exit_code = 126
+
+
+class NoSuchContainer(ContainerError):
+    """Docker's `No such container: X` (and an ambiguous id prefix): the CLI exits 1."""
+
+    exit_code = 1
+
+
+class ContainerStateError(ContainerError):
+    """The container exists but the verb does not apply now (Docker's daemon answers
+    these with a conflict; the CLI exits 1)."""
+
+    exit_code = 1
 
 
 class NetworkError(PybuildError):

@@ -127,54 +127,70 @@ def _open_image(root: str, ref: str, rootfs: bool):
         images.close()
 
 
-@click.command(
-    "run",
-    context_settings={"help_option_names": ["--help"], "allow_interspersed_args": False},
-)
-@click.option("--rm", "remove", is_flag=True, help="Remove the container when it exits.")
-@click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open.")
-@click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY.")
-@click.option("-e", "--env", "env", multiple=True, help="Set environment variables (K=V or K).")
-@click.option("--env-file", multiple=True, help="Read environment variables from a file.")
-@click.option("-w", "--workdir", default=None, help="Working directory inside the container.")
-@click.option("-u", "--user", default=None, help="Username or UID (format: <name|uid>[:<group|gid>]).")
-@click.option("-h", "--hostname", default=None, help="Container host name.")
-@click.option("--network", "--net", "network", default="none", show_default=True,
-              help="none, host, bridge, or a network's name (pyrun network create).")
-@click.option("--network-alias", "aliases", multiple=True,
-              help="Add a network-scoped alias for the container (user networks).")
-@click.option("-p", "--publish", multiple=True,
-              help="Publish a container's port: [IP:][HOST_PORT:]CONTAINER_PORT[/PROTO].")
-@click.option("-P", "--publish-all", "publish_all", is_flag=True,
-              help="Publish every exposed port to a random host port.")
-@click.option("--expose", multiple=True, help="Expose a port or a range of ports (for -P).")
-@click.option("-v", "--volume", "volumes", multiple=True,
-              help="Bind mount a volume: [HOST-DIR|NAME:]CTR-DIR[:ro|rw|nocopy|...].")
-@click.option("--mount", "mounts", multiple=True,
-              help="Attach a filesystem mount: type=bind|volume|tmpfs,source=,target=,...")
-@click.option("--tmpfs", multiple=True, help="Mount a tmpfs directory: PATH[:OPTIONS].")
-@click.option("--volumes-from", "volumes_from", multiple=True,
-              help="Mount volumes from the specified container(s): CTR[:ro|rw].")
-@click.option("--entrypoint", default=None, help="Overwrite the image's ENTRYPOINT.")
-@click.option("--privileged", is_flag=True, help="All capabilities, no masked paths.")
-@click.option("--read-only", "read_only", is_flag=True, help="Mount the root filesystem read-only.")
-@click.option("-m", "--memory", default=None, help="Memory limit (e.g. 64m).")
-@click.option("--memory-swap", default=None, help="Memory plus swap; -1 for unlimited swap.")
-@click.option("--cpus", default=None, type=float, help="Number of CPUs.")
-@click.option("--pids-limit", default=None, type=int, help="Process limit (-1: unlimited).")
-@click.option("--runtime", default="builtin", show_default=True,
-              help="builtin, or an OCI runtime binary (runc; crun fails on hybrid cgroups).")
-@click.option("--name", default=None, help="Assign a name to the container.")
-@click.option("--rootfs", "is_rootfs", is_flag=True,
-              help="IMAGE is a directory holding a root filesystem (as podman --rootfs).")
-@click.argument("image")
-@click.argument("command", nargs=-1, type=click.UNPROCESSED)
-@click.pass_context
-def run(ctx: click.Context, remove, interactive, tty, env, env_file, workdir, user, hostname,
-        network, aliases, publish, publish_all, expose, volumes, mounts, tmpfs, volumes_from,
-        entrypoint, privileged, read_only, memory, memory_swap, cpus,
-        pids_limit, runtime, name, is_rootfs, image, command) -> int:
-    """Run a command in a new container."""
+def _options(f):
+    """The flags `run` and `create` share (Docker's container config and host config)."""
+    for option in reversed((
+        click.option("--rm", "remove", is_flag=True, help="Remove the container when it exits."),
+        click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open."),
+        click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY."),
+        click.option("-e", "--env", "env", multiple=True, help="Set environment variables (K=V or K)."),
+        click.option("--env-file", multiple=True, help="Read environment variables from a file."),
+        click.option("-w", "--workdir", default=None, help="Working directory inside the container."),
+        click.option("-u", "--user", default=None, help="Username or UID (format: <name|uid>[:<group|gid>])."),
+        click.option("-h", "--hostname", default=None, help="Container host name."),
+        click.option("--network", "--net", "network", default="none", show_default=True,
+                     help="none, host, bridge, or a network's name (pyrun network create)."),
+        click.option("--network-alias", "aliases", multiple=True,
+                     help="Add a network-scoped alias for the container (user networks)."),
+        click.option("-p", "--publish", multiple=True,
+                     help="Publish a container's port: [IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]."),
+        click.option("-P", "--publish-all", "publish_all", is_flag=True,
+                     help="Publish every exposed port to a random host port."),
+        click.option("--expose", multiple=True, help="Expose a port or a range of ports (for -P)."),
+        click.option("-v", "--volume", "volumes", multiple=True,
+                     help="Bind mount a volume: [HOST-DIR|NAME:]CTR-DIR[:ro|rw|nocopy|...]."),
+        click.option("--mount", "mounts", multiple=True,
+                     help="Attach a filesystem mount: type=bind|volume|tmpfs,source=,target=,..."),
+        click.option("--tmpfs", multiple=True, help="Mount a tmpfs directory: PATH[:OPTIONS]."),
+        click.option("--volumes-from", "volumes_from", multiple=True,
+                     help="Mount volumes from the specified container(s): CTR[:ro|rw]."),
+        click.option("--entrypoint", default=None, help="Overwrite the image's ENTRYPOINT."),
+        click.option("--privileged", is_flag=True, help="All capabilities, no masked paths."),
+        click.option("--read-only", "read_only", is_flag=True, help="Mount the root filesystem read-only."),
+        click.option("-m", "--memory", default=None, help="Memory limit (e.g. 64m)."),
+        click.option("--memory-swap", default=None, help="Memory plus swap; -1 for unlimited swap."),
+        click.option("--cpus", default=None, type=float, help="Number of CPUs."),
+        click.option("--pids-limit", default=None, type=int, help="Process limit (-1: unlimited)."),
+        click.option("--runtime", default="builtin", show_default=True,
+                     help="builtin, or an OCI runtime binary (runc; crun fails on hybrid cgroups)."),
+        click.option("--name", default=None, help="Assign a name to the container."),
+        click.option("--rootfs", "is_rootfs", is_flag=True,
+                     help="IMAGE is a directory holding a root filesystem (as podman --rootfs)."),
+        click.option("--restart", default="no", show_default=True,
+                     help="Restart policy: no, on-failure[:max-retries], always, unless-stopped."),
+        click.option("--stop-signal", default=None, help="Signal to stop the container."),
+        click.option("--stop-timeout", default=None, type=int,
+                     help="Seconds to wait for the stop signal before SIGKILL (default 10)."),
+        click.option("-l", "--label", "labels", multiple=True, help="Set metadata (KEY=VALUE)."),
+        click.argument("image"),
+        click.argument("command", nargs=-1, type=click.UNPROCESSED),
+    )):
+        f = option(f)
+    return f
+
+
+def _labels(image_config: dict, items) -> dict[str, str]:
+    labels = dict(((image_config.get("config") or {}).get("Labels")) or {})
+    for item in items:
+        key, _, value = item.partition("=")
+        if not key:
+            raise ContainerError(f"invalid label: {item!r}")
+        labels[key] = value
+    return labels
+
+
+def create_container(ctx: click.Context, o: dict):
+    """Validate the flags `o` of run/create and create the container (not started)."""
     from pybuild.runtime import (
         BUILTIN,
         Container,
@@ -185,53 +201,108 @@ def run(ctx: click.Context, remove, interactive, tty, env, env_file, workdir, us
         reap_stale,
     )
     from pybuild.runtime.container import new_id
+    from pybuild.runtime.lifecycle import parse_signal
     from pybuild.runtime.linux import bounding_set
+    from pybuild.runtime.supervisor import RestartPolicy
 
-    if tty and interactive and not os.isatty(0):
-        print("the input device is not a TTY", file=sys.stderr)
-        ctx.exit(1)
-    if hostname and network == "host":
+    if o["hostname"] and o["network"] == "host":
         raise ContainerError("conflicting options: hostname and the network mode")
-    if workdir is not None and not workdir.startswith("/"):
+    if o["workdir"] is not None and not o["workdir"].startswith("/"):
         raise ContainerError(
-            f"the working directory '{workdir}' is invalid, it needs to be an absolute path")
+            f"the working directory '{o['workdir']}' is invalid, it needs to be an absolute path")
+    policy = RestartPolicy.parse(o["restart"])
+    if policy.name != "no" and o["remove"]:
+        raise ContainerError("Conflicting options: --restart and --rm")
+    if o["stop_signal"] is not None:
+        parse_signal(o["stop_signal"])
     root = store_root((ctx.obj or {}).get("root"))
-    network = check_network(root, network, publish, publish_all)
-    if aliases and network in ("none", "host", "bridge"):
+    network = check_network(root, o["network"], o["publish"], o["publish_all"])
+    if o["aliases"] and network in ("none", "host", "bridge"):
         raise ContainerError("network-scoped alias is supported only for containers in user "
                              "defined networks")
-    exposed = parse_expose(expose)
+    exposed = parse_expose(o["expose"])
     env_items = []
-    for f in env_file:
+    for f in o["env_file"]:
         env_items.extend(read_env_file(f))
-    env_items.extend(parse_env_items(env))
-    requests = parse_mount_flags(volumes, mounts, tmpfs)
-    from_specs = [mountspec.parse_volumes_from(v) for v in volumes_from]
-    limits = parse_limits(memory, memory_swap, cpus, pids_limit)
+    env_items.extend(parse_env_items(o["env"]))
+    requests = parse_mount_flags(o["volumes"], o["mounts"], o["tmpfs"])
+    from_specs = [mountspec.parse_volumes_from(v) for v in o["volumes_from"]]
+    limits = parse_limits(o["memory"], o["memory_swap"], o["cpus"], o["pids_limit"])
     containers = os.path.join(root, "containers")
     reap_stale(containers)
     container_id = new_id()
-    config, lower_dirs, ref, image_id = _open_image(root, image, is_rootfs)
+    config, lower_dirs, ref, image_id = _open_image(root, o["image"], o["is_rootfs"])
+    labels = _labels(config, o["labels"])
     resolved = attach.resolve(
         root, requests, volumes_from=from_specs, lower_dirs=lower_dirs,
         image_volumes=tuple((config.get("config") or {}).get("Volumes") or {}))
     options = RunOptions(
-        args=tuple(command), entrypoint=entrypoint, env=tuple(env_items), workdir=workdir,
-        user=user, hostname=hostname, network=network, tty=tty, interactive=interactive,
-        mounts=resolved.entries, privileged=privileged, readonly_rootfs=read_only, limits=limits,
-        publish=tuple(publish), publish_all=publish_all, expose=exposed,
-        aliases=tuple(aliases))
+        args=tuple(o["command"]), entrypoint=o["entrypoint"], env=tuple(env_items),
+        workdir=o["workdir"], user=o["user"], hostname=o["hostname"], network=network,
+        tty=o["tty"], interactive=o["interactive"], mounts=resolved.entries,
+        privileged=o["privileged"],
+        readonly_rootfs=o["read_only"], limits=limits, publish=tuple(o["publish"]),
+        publish_all=o["publish_all"], expose=exposed, aliases=tuple(o["aliases"]))
+    runtime = BUILTIN if o["runtime"] in ("", BUILTIN) else o["runtime"]
+    image_stop = (config.get("config") or {}).get("StopSignal")
+    extra = {
+        "restart_policy": policy.to_json(), "restart_count": 0, "labels": labels,
+        "stop_signal": o["stop_signal"] or image_stop or "SIGTERM",
+        "stop_timeout": o["stop_timeout"],
+        "host_config": {
+            "Binds": list(o["volumes"]), "Tmpfs": list(o["tmpfs"]),
+            "VolumesFrom": list(o["volumes_from"]), "NetworkMode": network,
+            "PortBindings": list(o["publish"]), "PublishAllPorts": o["publish_all"],
+            "RestartPolicy": policy.to_json(), "AutoRemove": o["remove"],
+            "Privileged": o["privileged"], "ReadonlyRootfs": o["read_only"],
+            "Memory": limits.memory if limits and limits.memory else 0,
+            "MemorySwap": limits.memory_swap if limits and limits.memory_swap else 0,
+            "NanoCpus": int(o["cpus"] * 1e9) if o["cpus"] else 0,
+            "PidsLimit": o["pids_limit"], "Runtime": "runc" if runtime == BUILTIN else runtime},
+        "config_opts": {"Tty": o["tty"], "OpenStdin": o["interactive"],
+                        "Entrypoint": o["entrypoint"], "Cmd": list(o["command"]),
+                        "User": o["user"] or "", "WorkingDir": o["workdir"] or "",
+                        "Hostname": o["hostname"] or "", "Volumes": None,
+                        "ExposedPorts": list(exposed)},
+        "image_config": config.get("config") or {},
+    }
     try:
-        container = Container.create(
+        return Container.create(
             containers, image=ImageConfig.from_oci(config), lower_dirs=lower_dirs,
-            options=options, image_ref=ref, image_id=image_id, name=name, remove=remove,
-            container_id=container_id,
-            runtime=BUILTIN if runtime in ("", BUILTIN) else runtime,
-            all_capabilities=bounding_set() if privileged else (),
-            extra_state=resolved.state())
+            options=options, image_ref=ref, image_id=image_id, name=o["name"],
+            remove=o["remove"], container_id=container_id, runtime=runtime,
+            all_capabilities=bounding_set() if o["privileged"] else (),
+            extra_state={**resolved.state(), **extra})
     except BaseException:
         from pybuild.runtime.volumes import Volumes
 
         Volumes(root).release(list(resolved.anonymous))
         raise
+
+
+@click.command(
+    "run",
+    context_settings={"help_option_names": ["--help"], "allow_interspersed_args": False},
+)
+@click.option("-d", "--detach", is_flag=True,
+              help="Run the container in the background and print its ID.")
+@_options
+@click.pass_context
+def run(ctx: click.Context, detach: bool, **o) -> int:
+    """Run a command in a new container."""
+    if o["tty"] and o["interactive"] and not detach and not os.isatty(0):
+        print("the input device is not a TTY", file=sys.stderr)
+        ctx.exit(1)
+    container = create_container(ctx, o)
+    if detach:
+        from pybuild.runtime import lifecycle
+
+        lifecycle.start(container)
+        click.echo(container.id)
+        return 0
+    if o["restart"] not in ("", "no"):
+        # the restart policy needs a keeper: run under a supervisor and stay attached
+        from pybuild.cli.attach import start_attached
+
+        return start_attached(container, stdin=o["interactive"], tty=o["tty"])
     return container.run()

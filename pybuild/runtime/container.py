@@ -9,11 +9,12 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from pybuild.errors import ContainerError
+from pybuild.errors import ContainerError, PybuildError
 from pybuild.runtime.identity import identity_from_layers
 from pybuild.runtime.mounts import Rootfs, mount_stubs, remove_stubs, unmount_tree
+from pybuild.runtime.names import names_of, release_name, reserve_generated, reserve_name
 from pybuild.runtime.spec import ImageConfig, RunOptions, build_spec, limits_of
 
 BUILTIN = "builtin"
@@ -24,7 +25,6 @@ ff00::0\tip6-mcastprefix
 ff02::1\tip6-allnodes
 ff02::2\tip6-allrouters
 """
-_NAMES = ".names"
 
 
 def new_id() -> str:
@@ -112,6 +112,14 @@ class Container:
     def _save(self, state: dict, durable: bool = False) -> None:
         _write_json(self.state_path, state, durable)
 
+    def update(self, **keys: object) -> dict:
+        """Read, change and rewrite state.json (only the container's one writer at a time:
+        its supervisor, or a pyrun verb while no supervisor runs)."""
+        state = self.state()
+        state.update(keys)
+        self._save(state)
+        return state
+
     # ---- creation
     @classmethod
     def create(cls, containers_dir: str, *, image: ImageConfig, lower_dirs: Sequence[str],
@@ -135,6 +143,8 @@ class Container:
         try:
             if name:
                 reserve_name(containers_dir, name, c.id)
+            else:  # as Docker: every container has a name
+                name = reserve_generated(containers_dir, c.id)
             rootfs = c.rootfs(lower_dirs)
             for d in (rootfs.upper_dir, rootfs.work_dir, rootfs.target):
                 os.mkdir(d, 0o755)
@@ -177,27 +187,40 @@ class Container:
         return c
 
     # ---- running
-    def run(self) -> int:
-        """Run in the foreground; returns the exit code (128+N when killed by signal N).
-        Mounts are gone afterwards; with `remove` the directory is gone too."""
+    def run(self, on_started: Callable[[int], None] | None = None) -> int:
+        """Run with this process's stdio (a foreground pyrun, or a detached container's
+        supervisor whose stdio are pipes); returns the exit code (128+N when killed by
+        signal N). `on_started(pid)` is called once the command runs. Mounts are gone
+        afterwards; with `remove` the directory is gone too."""
         state = self.state()
         with open(os.path.join(self.dir, "config.json")) as f:
             spec = json.load(f)
         rootfs = self.rootfs(state["lower_dirs"])
-        state.update(status="running", owner={"pid": os.getpid(),
-                                             "start": process_start(os.getpid())})
+        state.update(status="running", started=time.time(), error="", pid=None,
+                     start_failed=False,
+                     owner={"pid": os.getpid(), "start": process_start(os.getpid())})
         self._save(state)
         code: int | None = None
         try:
             if state["runtime"] == BUILTIN:
-                code = self._run_builtin(spec, rootfs, state)
+                code = self._run_builtin(spec, rootfs, state, on_started)
             else:
                 from pybuild.runtime import oci
 
+                def started(pid: int) -> None:
+                    self._record_pid(state, pid)
+                    if on_started is not None:
+                        on_started(pid)
+
                 code = oci.run_bundle(state["runtime"], spec, rootfs, self.id,
                                       self.runtime_root(), stdin_null=state["stdin_null"],
-                                      on_start=lambda pid: self._record_pid(state, pid))
+                                      on_start=started)
             return code
+        except PybuildError as e:
+            state["error"] = str(e)
+            state["start_failed"] = True  # set-up or exec failed: the command never ran
+            code = e.exit_code
+            raise
         finally:
             self._finish(state, code)
 
@@ -208,7 +231,8 @@ class Container:
         state.update(pid=pid, pid_start=process_start(pid))
         self._save(state)
 
-    def _run_builtin(self, spec: dict, rootfs: Rootfs, state: dict) -> int:
+    def _run_builtin(self, spec: dict, rootfs: Rootfs, state: dict,
+                     on_started: Callable[[int], None] | None) -> int:
         from pybuild.runtime import sandbox, stdio
 
         limits = limits_of(spec)
@@ -236,9 +260,10 @@ class Container:
                     devices.remove(devices_cg)
                 raise
             forwarder.target = proc.kill
-            return self._attach(proc, spec, state, cgroup, devices_cg)
+            return self._attach(proc, spec, state, cgroup, devices_cg, on_started)
 
-    def _attach(self, proc, spec: dict, state: dict, cgroup, devices_cg: str | None) -> int:
+    def _attach(self, proc, spec: dict, state: dict, cgroup, devices_cg: str | None,
+                on_started: Callable[[int], None] | None) -> int:
         from pybuild.runtime import devices, stdio
 
         master = None
@@ -255,6 +280,8 @@ class Container:
             self._connect(state, proc.pid, spec.get("hostname", ""))
             self._record_pid(state, proc.pid)
             proc.go()
+            if on_started is not None:
+                on_started(proc.pid)
             if master is not None:
                 fd, master = master, None
                 stdio.pump_pty(fd, not state["stdin_null"])
@@ -342,7 +369,9 @@ class Container:
             self.remove()
             return
         remove_stubs(os.path.join(self.dir, "upper"), state.get("stubs", ()))
-        state.update(status="exited", exit_code=code if code is not None else 125,
+        # as Docker: a command that never started leaves the container "created"
+        state.update(status="created" if state.get("start_failed") else "exited",
+                     exit_code=code if code is not None else 125,
                      finished=time.time(), owner=None, pid=None)
         self._save(state, durable=True)
 
@@ -356,46 +385,15 @@ class Container:
             state = {}
         if state.get("name"):
             release_name(self.containers_dir, state["name"], self.id)
+        for other, owner in names_of(self.containers_dir).items():  # renamed since
+            if owner == self.id:
+                release_name(self.containers_dir, other, self.id)
         shutil.rmtree(self.dir, ignore_errors=True)
         if state.get("anonymous_volumes") and (volumes or state.get("remove")):
             from pybuild.runtime.volumes import Volumes
 
             Volumes(os.path.dirname(os.path.abspath(self.containers_dir))).release(
                 state["anonymous_volumes"])
-
-
-# ---- names: containers/.names/<name> is a symlink to the id (atomic to create)
-
-def reserve_name(containers_dir: str, name: str, container_id: str) -> None:
-    import re
-
-    if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", name):
-        raise ContainerError(f'Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
-    names = os.path.join(containers_dir, _NAMES)
-    os.makedirs(names, 0o700, exist_ok=True)
-    link = os.path.join(names, name)
-    for _ in range(2):
-        try:
-            os.symlink(container_id, link)
-            return
-        except FileExistsError:
-            owner = os.readlink(link)
-            if os.path.isdir(os.path.join(containers_dir, owner)):
-                raise ContainerError(
-                    f'Conflict. The container name "/{name}" is already in use by container '
-                    f'"{owner}". You have to remove (or rename) that container to be able to '
-                    "reuse that name.") from None
-            os.unlink(link)  # its container is gone: the name is free again
-    raise ContainerError(f"could not reserve the container name {name!r}")
-
-
-def release_name(containers_dir: str, name: str, container_id: str) -> None:
-    link = os.path.join(containers_dir, _NAMES, name)
-    try:
-        if os.readlink(link) == container_id:
-            os.unlink(link)
-    except OSError:
-        pass
 
 
 # ---- clean-up of containers whose pyrun died (kill -9, power loss)
@@ -424,10 +422,18 @@ def reap_stale(containers_dir: str) -> list[str]:
             continue
         except (OSError, ValueError):
             continue
-        owner = state.get("owner")
-        if state.get("status") not in ("created", "running") or not owner:
+        owner = state.get("owner") or state.get("supervisor")
+        if state.get("status") not in ("created", "running", "restarting") or not owner:
             continue
         if _alive(owner.get("pid"), owner.get("start")):
+            continue
+        sup = state.get("supervisor")
+        if sup and _alive(sup.get("pid"), sup.get("start")):
+            continue
+        state["supervisor"] = None
+        if state["status"] == "restarting":  # between two runs: nothing is mounted
+            c._finish(state, state.get("exit_code"))
+            cleaned.append(c.id)
             continue
         if state["status"] == "created":  # never started: only a --rm one is unwanted now
             if state.get("remove"):

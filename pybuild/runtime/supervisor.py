@@ -1,0 +1,449 @@
+"""The keeper of one detached container: a process of its own (double fork, new session, no
+terminal) that outlives the pyrun which started it. Its stdio are pipes; it runs the
+container through Container.run (the same path as a foreground run), writes what the
+container prints to the json-file log, serves `attach` and `wait` on a unix socket in the
+container dir, and applies the restart policy with Docker's back-off.
+
+Socket protocol (attach.sock): the client sends one JSON line ({"mode": "attach", "stdin":
+bool} or {"mode": "wait"}), then, for attach, raw stdin bytes. The supervisor sends frames:
+a type byte, a 4-byte big-endian length, the payload. Types: 1 stdout, 2 stderr, 3 exit code
+(ASCII), 4 start failure (JSON {"code", "message"})."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+from pybuild.errors import ContainerError, PybuildError
+
+STDOUT, STDERR, EXIT, FAILURE = 1, 2, 3, 4
+SOCKET = "attach.sock"
+STOP_MARK = "stop-requested"  # written by stop/kill: the restart policy must not apply
+_HEADER = struct.Struct(">BI")
+_BACKOFF_START, _BACKOFF_MAX, _BACKOFF_RESET_AFTER = 0.1, 60.0, 10.0
+
+
+# ---------------------------------------------------------------- restart policy
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    name: str = "no"          # no | on-failure | always | unless-stopped
+    max_retries: int = 0      # on-failure:N (0: no limit)
+
+    @classmethod
+    def parse(cls, text: str | None) -> RestartPolicy:
+        """Docker's --restart syntax; errors read as Docker's."""
+        if not text:
+            return cls()
+        name, _, count = text.partition(":")
+        if name not in ("no", "on-failure", "always", "unless-stopped"):
+            raise ContainerError(f"invalid restart policy '{text}'")
+        if count and name != "on-failure":
+            raise ContainerError(f"invalid restart policy: maximum retry count can only be "
+                                 f"used with 'on-failure' ('{text}')")
+        try:
+            retries = int(count) if count else 0
+        except ValueError:
+            raise ContainerError(f"invalid restart policy: maximum retry count must be an "
+                                 f"integer ('{text}')") from None
+        if retries < 0:
+            raise ContainerError("invalid restart policy: maximum retry count cannot be negative")
+        return cls(name, retries)
+
+    def to_json(self) -> dict:
+        return {"Name": "" if self.name == "no" else self.name,
+                "MaximumRetryCount": self.max_retries}
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> RestartPolicy:
+        data = data or {}
+        return cls(data.get("Name") or "no", int(data.get("MaximumRetryCount") or 0))
+
+    def should_restart(self, exit_code: int, restart_count: int, stopped_by_user: bool) -> bool:
+        """moby restartmanager.ShouldRestart, less the daemon-restart case."""
+        if stopped_by_user or self.name == "no":
+            return False
+        if self.name in ("always", "unless-stopped"):
+            return True
+        if exit_code == 0:
+            return False
+        return self.max_retries == 0 or restart_count < self.max_retries
+
+
+def next_backoff(previous: float, ran_for: float) -> float:
+    """100 ms, doubled each restart up to a minute; reset after a run of 10 s or more."""
+    if ran_for >= _BACKOFF_RESET_AFTER or previous <= 0:
+        return _BACKOFF_START
+    return min(previous * 2, _BACKOFF_MAX)
+
+
+# ---------------------------------------------------------------- client side
+
+def _dir_fd_path(dir_fd: int, name: str) -> str:
+    # a unix socket path is limited to 108 bytes; store roots are deeper than that
+    return f"/proc/self/fd/{dir_fd}/{name}"
+
+
+def connect(container_dir: str, hello: dict, timeout: float = 5.0) -> socket.socket:
+    """A connection to the container's supervisor (ContainerError when none listens)."""
+    try:
+        dir_fd = os.open(container_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise ContainerError(f"no supervisor: {e.strerror}") from None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(_dir_fd_path(dir_fd, SOCKET))
+        sock.settimeout(None)
+        sock.sendall(json.dumps(hello).encode() + b"\n")
+    except OSError as e:
+        sock.close()
+        raise ContainerError(f"cannot reach the container's supervisor: {e}") from None
+    finally:
+        os.close(dir_fd)
+    return sock
+
+
+def read_frame(sock: socket.socket) -> tuple[int, bytes] | None:
+    """The next frame, or None at the end of the stream."""
+    head = _recv_exact(sock, _HEADER.size)
+    if head is None:
+        return None
+    kind, length = _HEADER.unpack(head)
+    body = _recv_exact(sock, length) if length else b""
+    return None if body is None else (kind, body)
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
+    buf = b""
+    while len(buf) < n:
+        try:
+            chunk = sock.recv(n - len(buf))
+        except OSError:
+            return None
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+def launch(containers_dir: str, container_id: str, *, wait_attach: bool = False,
+           timeout: float = 60.0) -> dict:
+    """Start the supervisor of a created (or stopped) container. Returns its first report:
+    {"started": pid}, {"listening": true} (with `wait_attach`: it waits for an attach
+    client before starting), or raises the start failure with the container's exit code."""
+    import pybuild
+
+    read_fd, write_fd = os.pipe()
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(pybuild.__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    cmd = [sys.executable, "-m", "pybuild.runtime.supervisor", "--ready-fd", str(write_fd),
+           containers_dir, container_id] + (["--wait-attach"] if wait_attach else [])
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, pass_fds=(write_fd,),
+                                start_new_session=True, env=env, cwd="/")
+    finally:
+        os.close(write_fd)
+    proc.wait()  # the first child exits as soon as the supervisor is forked off
+    try:
+        ready, _, _ = select.select([read_fd], [], [], timeout)
+        line = b""
+        while ready and not line.endswith(b"\n"):
+            chunk = os.read(read_fd, 4096)
+            if not chunk:
+                break
+            line += chunk
+    finally:
+        os.close(read_fd)
+    if not line:
+        raise ContainerError("the container's supervisor ended before starting it (see "
+                             f"{os.path.join(containers_dir, container_id, 'supervisor.log')})",
+                             container_id[:12])
+    report = json.loads(line)
+    if "error" in report:
+        raise _failure(int(report.get("code", 125)), report["error"])
+    return report
+
+
+def _failure(code: int, message: str) -> PybuildError:
+    from pybuild.errors import CommandNotExecutable, CommandNotFound
+
+    if code == 127:
+        return CommandNotFound(message)
+    if code == 126:
+        return CommandNotExecutable(message)
+    return ContainerError(message)
+
+
+def raise_failure(payload: bytes) -> None:
+    info = json.loads(payload)
+    raise _failure(int(info.get("code", 125)), str(info.get("message", "")))
+
+
+# ---------------------------------------------------------------- supervisor side
+
+class _Client:
+    def __init__(self, sock: socket.socket, mode: str, stdin: bool):
+        self.sock, self.mode, self.stdin = sock, mode, stdin
+
+    def send(self, kind: int, payload: bytes) -> bool:
+        try:
+            self.sock.sendall(_HEADER.pack(kind, len(payload)) + payload)
+            return True
+        except OSError:
+            return False
+
+
+class Supervisor:
+    """Runs in the detached process. `serve()` returns when the container is done."""
+
+    def __init__(self, containers_dir: str, container_id: str, ready_fd: int | None):
+        from pybuild.runtime.container import Container
+
+        self.container = Container(containers_dir, container_id)
+        self.ready_fd = ready_fd
+        self.clients: list[_Client] = []
+        self.lock = threading.Lock()
+        self.attached = threading.Event()
+        self.stop_asked = False
+        self._pump_lock = threading.Lock()
+
+    # -- reporting to the pyrun that launched us
+    def _ready(self, report: dict) -> None:
+        if self.ready_fd is None:
+            return
+        try:
+            os.write(self.ready_fd, json.dumps(report).encode() + b"\n")
+        except OSError:
+            pass
+        if "listening" not in report:
+            os.close(self.ready_fd)
+            self.ready_fd = None
+
+    # -- stdio
+    def _setup_stdio(self, interactive: bool) -> None:
+        self.out_r, out_w = os.pipe()
+        self.err_r, err_w = os.pipe()
+        self.in_w = None
+        if interactive:
+            in_r, self.in_w = os.pipe()
+        else:
+            in_r = os.open(os.devnull, os.O_RDONLY)
+        for fd, target in ((in_r, 0), (out_w, 1), (err_w, 2)):
+            os.dup2(fd, target)  # inheritable: the container gets these as its stdio
+            os.close(fd)
+
+    def _pump(self) -> None:
+        streams = {self.out_r: ("stdout", STDOUT), self.err_r: ("stderr", STDERR)}
+        while True:
+            ready, _, _ = select.select(list(streams), [], [])
+            with self._pump_lock:
+                for fd in ready:
+                    data = os.read(fd, 65536)
+                    if not data:
+                        continue
+                    name, kind = streams[fd]
+                    self.log.write(name, data)
+                    self._broadcast(kind, data, modes=("attach",))
+
+    def _drain(self) -> None:
+        """Wait until the pump has taken everything the container wrote."""
+        while True:
+            with self._pump_lock:
+                ready, _, _ = select.select([self.out_r, self.err_r], [], [], 0)
+                if not ready:
+                    self.log.flush()
+                    return
+            time.sleep(0.005)
+
+    def _broadcast(self, kind: int, payload: bytes, modes: tuple[str, ...]) -> None:
+        with self.lock:
+            for client in list(self.clients):
+                if client.mode in modes and not client.send(kind, payload):
+                    self._drop(client)
+
+    def _drop(self, client: _Client) -> None:
+        if client in self.clients:
+            self.clients.remove(client)
+        try:
+            client.sock.close()
+        except OSError:
+            pass
+
+    # -- the socket
+    def _listen(self) -> socket.socket:
+        dir_fd = os.open(self.container.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            path = _dir_fd_path(dir_fd, SOCKET)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.bind(path)
+            os.chmod(path, 0o600)
+        finally:
+            os.close(dir_fd)
+        sock.listen(16)
+        return sock
+
+    def _accept_loop(self, server: socket.socket) -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve_client, args=(conn,), daemon=True).start()
+
+    def _serve_client(self, conn: socket.socket) -> None:
+        hello = b""
+        while not hello.endswith(b"\n"):
+            chunk = conn.recv(1)
+            if not chunk:
+                conn.close()
+                return
+            hello += chunk
+        try:
+            request = json.loads(hello)
+        except ValueError:
+            conn.close()
+            return
+        client = _Client(conn, request.get("mode", "attach"), bool(request.get("stdin")))
+        with self.lock:
+            self.clients.append(client)
+        if client.mode == "attach":
+            self.attached.set()
+        while True:  # stdin from the client (or its hang-up)
+            try:
+                data = conn.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            if client.stdin and self.in_w is not None:
+                try:
+                    os.write(self.in_w, data)
+                except OSError:
+                    pass
+        with self.lock:
+            self._drop(client)
+
+    # -- the container's lives
+    def _stopped_by_user(self) -> bool:
+        return self.stop_asked or os.path.exists(os.path.join(self.container.dir, STOP_MARK))
+
+    def serve(self, wait_attach: bool) -> None:
+        from pybuild.runtime.container import process_start
+        from pybuild.runtime.logfile import LogWriter, log_path
+
+        c = self.container
+        state = c.state()
+        with open(os.path.join(c.dir, "config.json")) as f:
+            tty = bool(json.load(f)["process"].get("terminal"))
+        self._setup_stdio(interactive=not state.get("stdin_null", True))
+        self.log = LogWriter(log_path(c.dir, c.id))
+        server = self._listen()
+        threading.Thread(target=self._accept_loop, args=(server,), daemon=True).start()
+        threading.Thread(target=self._pump, daemon=True).start()
+        me = {"pid": os.getpid(), "start": process_start(os.getpid())}
+        c.update(supervisor=me, restart_count=0, tty=tty)
+        if wait_attach:
+            self._ready({"listening": True})
+            self.attached.wait(30)
+        policy = RestartPolicy.from_json(state.get("restart_policy"))
+        backoff = 0.0
+        code = None
+        try:
+            while True:
+                began = time.monotonic()
+                try:
+                    code = c.run(on_started=lambda pid: self._ready({"started": pid}))
+                except PybuildError as e:
+                    self._drain()
+                    failure = json.dumps({"code": e.exit_code, "message": str(e)}).encode()
+                    self._ready({"error": str(e), "code": e.exit_code})
+                    self._broadcast(FAILURE, failure, modes=("attach", "wait"))
+                    code = e.exit_code
+                    break
+                self._drain()
+                self._broadcast(EXIT, str(code).encode(), modes=("wait",))
+                if not os.path.isdir(c.dir):  # --rm
+                    break
+                count = c.state().get("restart_count", 0)
+                if not policy.should_restart(code, count, self._stopped_by_user()):
+                    break
+                backoff = next_backoff(backoff, time.monotonic() - began)
+                c.update(status="restarting")
+                if self._sleep_unless_stopped(backoff):
+                    break
+                c.update(restart_count=count + 1)
+        finally:
+            self._broadcast(EXIT, str(code if code is not None else 125).encode(),
+                            modes=("attach",))
+            with self.lock:
+                for client in list(self.clients):
+                    self._drop(client)
+            server.close()
+            if os.path.isdir(c.dir):
+                try:
+                    os.unlink(os.path.join(c.dir, SOCKET))
+                except FileNotFoundError:
+                    pass
+                if c.state().get("status") == "restarting":
+                    c.update(status="exited")
+                c.update(supervisor=None)
+            self.log.close()
+
+    def _sleep_unless_stopped(self, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self._stopped_by_user():
+                return True
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        return self._stopped_by_user()
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="pybuild.runtime.supervisor")
+    parser.add_argument("--ready-fd", type=int)
+    parser.add_argument("--wait-attach", action="store_true")
+    parser.add_argument("containers_dir")
+    parser.add_argument("container_id")
+    args = parser.parse_args(argv)
+    if os.fork():  # the launcher reaps this first child; the supervisor is nobody's child
+        os._exit(0)
+    container_dir = os.path.join(args.containers_dir, args.container_id)
+    # our own messages go to a file: fds 1 and 2 become the container's pipes
+    sys.stderr = open(os.path.join(container_dir, "supervisor.log"), "a", buffering=1)  # noqa: SIM115
+    sup = Supervisor(args.containers_dir, args.container_id, args.ready_fd)
+
+    def on_term(_sig, _frame):  # between runs; during a run Container.run forwards it
+        sup.stop_asked = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        sup.serve(args.wait_attach)
+    except BaseException as e:  # noqa: BLE001 - nobody else would see it
+        import traceback
+
+        traceback.print_exc()
+        sup._ready({"error": f"supervisor failed: {e}", "code": 125})
+        os._exit(125)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
