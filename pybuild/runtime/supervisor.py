@@ -428,6 +428,8 @@ def main(argv: list[str] | None = None) -> None:
     container_dir = os.path.join(args.containers_dir, args.container_id)
     # our own messages go to a file: fds 1 and 2 become the container's pipes
     sys.stderr = open(os.path.join(container_dir, "supervisor.log"), "a", buffering=1)  # noqa: SIM115
+    if args.ready_fd is not None:
+        os.set_inheritable(args.ready_fd, False)  # not for the container to keep
     sup = Supervisor(args.containers_dir, args.container_id, args.ready_fd)
 
     def on_term(_sig, _frame):  # between runs; during a run Container.run forwards it
