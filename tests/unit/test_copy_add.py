@@ -337,3 +337,10 @@ def test_from_owner_counts_unless_chown(stage, tmp_path):
     a = from_stage(stage, None, "/app", to="/x", tmp_path=tmp_path, chown="1").content
     os.chown(stage / "app" / "conf", 72, 80)
     assert from_stage(stage, None, "/app", to="/x", tmp_path=tmp_path, chown="1").content == a
+
+
+def test_from_with_parents(stage, dest, tmp_path):
+    from_stage(stage, dest, "/app/bin/tool", "/app/conf", to="/p", tmp_path=tmp_path,
+               parents=True)
+    assert (dest / "p" / "app" / "bin" / "tool").read_text() == "tool"
+    assert (dest / "p" / "app" / "conf").read_text() == "conf"

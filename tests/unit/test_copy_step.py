@@ -380,3 +380,29 @@ def test_owner_never_counts_for_context_files(ctx):
     base = content(ctx, "a.txt")
     os.chown(ctx / "a.txt", 55, 55)
     assert content(ctx, "a.txt") == base
+
+
+# --- --parents -----------------------------------------------------------------------------
+
+def test_parents_keeps_the_source_paths(ctx, dest):
+    write(ctx / "x" / "a.txt", "xa")
+    write(ctx / "y" / "sub" / "b.txt", "yb")
+    (ctx / "y").chmod(0o750)
+    copy(ctx, dest, "x/a.txt", "y/sub/b.txt", "dir", to="/p", parents=True)
+    assert (dest / "p" / "x" / "a.txt").read_text() == "xa"
+    assert (dest / "p" / "y" / "sub" / "b.txt").read_text() == "yb"
+    assert (dest / "p" / "dir" / "sub" / "two").read_text() == "2"
+    assert stat.S_IMODE(os.stat(dest / "p" / "y").st_mode) == 0o750
+
+
+def test_parents_pivot_and_glob(ctx, dest):
+    write(ctx / "x" / "y" / "a.txt", "a")
+    write(ctx / "x" / "y" / "b.txt", "b")
+    copy(ctx, dest, "x/./y/*.txt", to="/q/", parents=True)
+    assert sorted(os.listdir(dest / "q" / "y")) == ["a.txt", "b.txt"]
+    assert not (dest / "q" / "x").exists()
+
+
+def test_parents_changes_content(ctx):
+    write(ctx / "x" / "a.txt", "xa")
+    assert content(ctx, "x/a.txt") != content(ctx, "x/a.txt", parents=True)

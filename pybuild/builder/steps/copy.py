@@ -121,8 +121,6 @@ def _prepare(request: CopyRequest, context: BuildContext | None, source_root: st
         parse_chmod(request.chmod)  # bad values fail before anything is read
     if request.keep_git_dir:
         raise BuildError(f"{kw} --keep-git-dir: git sources are not supported by pybuild")
-    if request.parents:
-        raise BuildError(f"{kw} --parents is not supported by pybuild")
     excludes = _exclude_rules(request)
     items: list[Item] = []
     urls: list[str] = []
@@ -137,9 +135,10 @@ def _prepare(request: CopyRequest, context: BuildContext | None, source_root: st
             urls.append(source)
             continue
         if source_root is not None:
-            items.extend(root_items(source_root, source, excludes, keep_owner=True))
+            items.extend(root_items(source_root, source, excludes, keep_owner=True,
+                                    parents=request.parents))
         elif context is not None:
-            items.extend(context_items(context, source, excludes))
+            items.extend(context_items(context, source, excludes, parents=request.parents))
         else:
             raise BuildError(f"{kw} {source}: no build context to copy from")
     if request.checksum is not None and (len(urls) != 1 or items or request.heredocs):
@@ -180,11 +179,11 @@ def _content(request: CopyRequest, items: list[Item], memo: StatMemo | None,
     h = hashlib.sha256()
     _feed(h, [COPY_HASH_FORMAT, request.add, owner])
     for item in items:
-        _feed(h, ["item", item.kind, item.name])
+        _feed(h, ["item", item.kind, item.name, len(item.prefix)])
         if item.url is not None:
             _feed(h, [item.url, item.digest])
             continue
-        for node in item.nodes:
+        for node in (*item.prefix, *item.nodes):
             fields: list = [node.rel, node.kind, stat.S_IMODE(node.mode)]
             if owner:
                 fields += [node.uid, node.gid]

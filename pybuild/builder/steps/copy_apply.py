@@ -267,11 +267,12 @@ def apply_items(prepared: PreparedCopy, dest_root: str) -> None:
 def _apply(w: _Writer, prepared: PreparedCopy, dest: str, dir_hint: bool) -> None:
     request = prepared.request
     items = prepared.items
-    into = dir_hint or (not request.link and w.is_dir(dest))
+    # --parents copies paths below dest, which is then always a directory
+    into = dir_hint or request.parents or (not request.link and w.is_dir(dest))
     if len(items) > 1 and not into:
         raise BuildError(f"When using {request.keyword} with more than one source file, the"
                          " destination must be a directory and end with a /")
-    if dir_hint:
+    if dir_hint or request.parents:
         w.mkdir_all(dest)
     elif dest != "/":
         w.mkdir_all(posixpath.dirname(dest))
@@ -285,6 +286,16 @@ def _apply(w: _Writer, prepared: PreparedCopy, dest: str, dir_hint: bool) -> Non
 
             w.mkdir_all(dest)
             extract(item, w.real(dest), w)
+        elif request.parents:  # below dest at the path it has in the source
+            base = dest
+            for node in item.prefix:
+                base = posixpath.join(dest, node.rel)
+                w.put_dir(base, node, merge_meta=False)
+            target = base if item.name == "." else posixpath.join(base, item.name)
+            if item.kind == "dir":
+                w.tree(target, item, top_created_meta=False)
+            else:
+                w.put(target, item.nodes[0])
         elif item.kind == "dir":
             # an existing dir (or a `/`-ending dest made above) keeps its own metadata;
             # a dir the copy creates takes the source dir's (fsutil's copyDirectoryOnly)

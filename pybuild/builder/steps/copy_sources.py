@@ -56,6 +56,9 @@ class Item:
     digest: str | None = None  # a URL's --checksum or the sha256 of its bytes
     checksum: str | None = None  # verified when a URL is fetched at apply time
     unpack: bool = False  # a URL to extract if it is an archive (ADD --unpack=true)
+    # COPY --parents: the source's parent dirs, kept below the destination (rel = their
+    # path there, metadata from the source); the item goes inside the last one
+    prefix: tuple[Node, ...] = ()
 
 
 def is_url(source: str) -> bool:
@@ -105,9 +108,27 @@ def _context_node(context: BuildContext, entry: Entry, rel: str) -> Node:
                 entry.target, entry.rdev, None, entry, entry.path or ".")
 
 
-def context_items(context: BuildContext, source: str,
-                  excludes: IgnoreRules | None) -> list[Item]:
+def pivot_depth(source: str) -> int:
+    """How many leading components of a matched path --parents drops: those before a
+    `/./` in the source as written (BuildKit's pivot), else none."""
+    parts = source.lstrip("/").split("/")
+    for i, part in enumerate(parts):
+        if part == "." and i > 0:
+            return len([p for p in parts[:i] if p not in ("", ".")])
+    return 0
+
+
+def _ancestors(name: str, drop: int) -> list[str]:
+    """The dirs --parents recreates for the matched path `name` (slash-separated)."""
+    parts = [p for p in name.split("/") if p]
+    return ["/".join(parts[:i]) for i in range(drop + 1, len(parts))]
+
+
+
+def context_items(context: BuildContext, source: str, excludes: IgnoreRules | None,
+                  parents: bool = False) -> list[Item]:
     items = []
+    drop = pivot_depth(source) if parents else 0
     for match in context.resolve(source):
         if _excluded(excludes, match.name.strip("/")):
             continue
@@ -117,8 +138,18 @@ def context_items(context: BuildContext, source: str,
             cut = len(match.path) + 1 if match.path else 0
             nodes += [_context_node(context, e, e.path[cut:]) for e in context.below(match.path)]
             nodes = _filter_tree(nodes, excludes)
-        items.append(Item(_name(match.name), match.kind, tuple(nodes)))
+        prefix = ()
+        if parents:
+            prefix = tuple(_context_prefix(context, a, drop) for a in _ancestors(match.name, drop))
+        items.append(Item(_name(match.name), match.kind, tuple(nodes), prefix=prefix))
     return items
+
+
+def _context_prefix(context: BuildContext, ancestor: str, drop: int) -> Node:
+    found = context.resolve(ancestor)[0]
+    entry = context.entries[found.path] if found.path else context.root_entry
+    rel = "/".join(ancestor.split("/")[drop:])
+    return _context_node(context, entry, rel)
 
 
 # --- another stage's tree (COPY --from) ------------------------------------------------------
@@ -158,7 +189,7 @@ def _walk(full: str, rel: str, display: str, out: list[Node]) -> None:
 
 
 def root_items(root: str, source: str, excludes: IgnoreRules | None,
-               keep_owner: bool = True) -> list[Item]:
+               keep_owner: bool = True, parents: bool = False) -> list[Item]:
     """Matches of `source` inside the directory tree `root`, resolved as if `root` were `/`
     (BuildKit's fs.RootPath: `..` stops at the root, links are followed but never out)."""
     written = source
@@ -200,10 +231,20 @@ def root_items(root: str, source: str, excludes: IgnoreRules | None,
         if top.kind == "dir":
             _walk(real, "", display.rstrip("/"), nodes)
             nodes = _filter_tree(nodes, excludes)
-        items.append(Item(_name(name), top.kind, tuple(nodes)))
+        prefix = ()
+        if parents:
+            drop = pivot_depth(source)
+            prefix = tuple(_root_prefix(root, a, drop) for a in _ancestors(name, drop))
+        items.append(Item(_name(name), top.kind, tuple(nodes), prefix=prefix))
     if not items and wild:
         raise ContextError(f'"{written}": no source files were specified', written)
     return items
+
+
+def _root_prefix(root: str, ancestor: str, drop: int) -> Node:
+    real = secure_join(root, ancestor)
+    rel = "/".join(ancestor.split("/")[drop:])
+    return _root_node(real, os.stat(real), rel, "/" + ancestor)
 
 
 def _zero_owner(node: Node) -> Node:
