@@ -1,9 +1,10 @@
-"""The `pybuild` build command. `--plan` prints the build graph (stages, bases, steps,
-dependencies) without building; building itself is not implemented yet and says so."""
+"""The `pybuild` build command: `pybuild [-t REF]... [options] CONTEXT|-` builds an image with
+pybuild.builder.solver and reports progress; `--plan` prints the build graph instead."""
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import click
@@ -79,10 +80,41 @@ def read_dockerfile(context: str, dockerfile: str | None) -> tuple[bytes, str, s
         ) from None
 
 
+def _labels(values: tuple[str, ...]) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for value in values:
+        key, _, text = value.partition("=")
+        if not key:
+            raise click.BadParameter(f"invalid label {value!r}: empty name", param_hint="'--label'")
+        labels[key] = text
+    return labels
+
+
+def _source_date_epoch(args: dict[str, str]) -> int | None:
+    """BuildKit takes SOURCE_DATE_EPOCH as a build arg; the environment variable works too."""
+    text = args.get("SOURCE_DATE_EPOCH", os.environ.get("SOURCE_DATE_EPOCH", ""))
+    if text == "":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise click.BadParameter(f"SOURCE_DATE_EPOCH must be whole seconds, not {text!r}") from None
+    if value < 0:
+        raise click.BadParameter("SOURCE_DATE_EPOCH must not be negative")
+    return value
+
+
+def _sigterm(signum, frame) -> None:
+    # the solver cleans up on KeyboardInterrupt: a `kill` gets the same tidy exit as Ctrl-C
+    raise KeyboardInterrupt
+
+
 @click.command(
     cls=_BuildCommand, name="pybuild", context_settings={"help_option_names": ["-h", "--help"]}
 )
 @click.argument("context", metavar="CONTEXT")
+@click.option("-t", "--tag", "tags", multiple=True, metavar="REF",
+              help="Name and optionally a tag (name:tag) for the image (repeatable).")
 @click.option(
     "-f",
     "--file",
@@ -98,6 +130,21 @@ def read_dockerfile(context: str, dockerfile: str | None) -> tuple[bytes, str, s
     metavar="KEY=VALUE",
     help="Set a build-time variable (repeatable).",
 )
+@click.option("--no-cache", is_flag=True, help="Do not use the cache (results are still cached).")
+@click.option("--pull", is_flag=True, help="Pull every base image again, even if it is stored.")
+@click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto",
+              show_default=True, help="How to show progress (output of RUN steps included).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the image id on success.")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE",
+              help="Set a label on the image (repeatable).")
+@click.option("--network", type=click.Choice(["default", "none", "host"]), default="default",
+              show_default=True,
+              help="Network of RUN steps (default shares the host's, there is no build bridge).")
+@click.option("-o", "--output", "output", metavar="SPEC",
+              help="Also export the result: type=oci|docker|tar,dest=FILE or type=local,dest=DIR.")
+@click.option("--iidfile", metavar="FILE", help="Write the image id to FILE.")
+@click.option("--platform", metavar="PLATFORM", help="Target platform (only this host's).")
+@click.option("--push", is_flag=True, help="Push every -t reference after the build.")
 @click.option(
     "--plan",
     type=click.Choice(["text", "dot"]),
@@ -107,24 +154,94 @@ def read_dockerfile(context: str, dockerfile: str | None) -> tuple[bytes, str, s
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def build(
     context: str,
+    tags: tuple[str, ...],
     dockerfile: str | None,
     target: str | None,
     build_args: tuple[str, ...],
+    no_cache: bool,
+    pull: bool,
+    progress: str,
+    quiet: bool,
+    labels: tuple[str, ...],
+    network: str,
+    output: str | None,
+    iidfile: str | None,
+    platform: str | None,
+    push: bool,
     plan: str | None,
     debug: bool,
 ) -> None:
-    """Build an image from a Dockerfile and CONTEXT (a directory, or '-').
-
-    Only --plan works so far: building images is not implemented yet."""
+    """Build an image from a Dockerfile and CONTEXT (a directory, or '-' for a Dockerfile on
+    stdin and no context)."""
     if debug:
         os.environ["PYBUILD_DEBUG"] = "1"
     args = _build_args(build_args)
-    if plan is None:
-        raise PybuildError(
-            "building images is not available yet in pybuild; use --plan to print the build graph"
-        )
     data, shown, name = read_dockerfile(context, dockerfile)
+    if plan is not None:
+        _plan(data, shown, name, args, target, plan)
+        return
+    from pybuild.image import reference as refs
 
+    for tag in tags:
+        try:
+            refs.parse_tagged(tag)
+        except PybuildError as e:
+            raise click.BadParameter(f"invalid argument {tag!r}: {e}", param_hint="'-t'") from None
+    if push and not tags:
+        raise click.UsageError("--push needs at least one -t reference to push")
+    output_spec = None
+    if output is not None:
+        from pybuild.builder.export import parse_output
+
+        output_spec = parse_output(output)
+
+    from pybuild.builder.solver import BuildOptions
+    from pybuild.builder.solver import build as solve
+    from pybuild.cli.common import store_root
+
+    has_context = context != "-"
+    options = BuildOptions(
+        context_dir=os.path.abspath(context) if has_context else None,
+        dockerfile=os.path.abspath(dockerfile) if dockerfile not in (None, "-") else None,
+        dockerfile_text=data,
+        tags=tags,
+        build_args=args,
+        target=target,
+        no_cache=no_cache,
+        pull=pull,
+        network=network,
+        labels=_labels(labels),
+        platform=platform,
+        source_date_epoch=_source_date_epoch(args),
+    )
+    root = store_root()
+    printer = _progress("quiet" if quiet else progress)
+    previous = signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        try:
+            result = solve(root, options, printer)
+        finally:
+            printer.close()
+    except PybuildError as e:
+        if e.exit_code == 125:  # whatever fails while solving fails the build: docker's 1
+            e.exit_code = 1
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if iidfile:
+        _write_file(iidfile, result.image_id)
+    if output_spec is not None:
+        from pybuild.builder.export import export
+
+        export(root, result.image_id, output_spec, result.tags)
+    if push:
+        _push(root, result.tags, quiet)
+    if quiet:
+        click.echo(result.image_id)
+
+
+def _plan(data: bytes, shown: str, name: str, args: dict[str, str], target: str | None,
+          plan: str) -> None:
     from pybuild.builder import plan as render
     from pybuild.builder.graph import build_graph
     from pybuild.grammar import parse
@@ -134,3 +251,72 @@ def build(
         click.echo(f"warning: {warning}", err=True)
     text = render.render_dot(graph, shown) if plan == "dot" else render.render_text(graph, shown)
     click.echo(text, nl=False)
+
+
+def _write_file(path: str, text: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _push(root: str, tags: tuple[str, ...], quiet: bool) -> None:
+    from pybuild.image.store import Store
+    from pybuild.registry import push
+
+    with Store(root) as store:
+        for tag in tags:
+            result = push(store, tag)
+            if not quiet:
+                click.echo(f"{result.ref}: digest: {result.digest} size: {result.size}", err=True)
+
+
+def _progress(mode: str):
+    try:
+        from pybuild.cli.build_progress import make_progress
+    except ImportError:  # until the renderers land: plain lines (interim, solver debugging)
+        return _InterimPlain(quiet=mode == "quiet")
+    return make_progress(mode)
+
+
+class _InterimPlain:
+    """Minimal `#N ...` lines on stderr; replaced by pybuild.cli.build_progress."""
+
+    def __init__(self, quiet: bool):
+        import threading
+
+        from pybuild.builder import events
+
+        self.quiet = quiet
+        self.events = events
+        self.lock = threading.Lock()
+        self.warnings: list[str] = []
+
+    def emit(self, event) -> None:
+        ev = self.events
+        with self.lock:
+            if isinstance(event, ev.Warning):
+                self.warnings.append(event.message)
+                return
+            if self.quiet:
+                return
+            if isinstance(event, ev.VertexStarted):
+                line = f"#{event.vertex.id} {event.vertex.name}"
+            elif isinstance(event, ev.VertexCached):
+                line = f"#{event.vertex.id} {event.vertex.name}\n#{event.vertex.id} CACHED"
+            elif isinstance(event, ev.VertexLog):
+                text = event.data.decode("utf-8", "replace").rstrip("\n")
+                line = "\n".join(f"#{event.vertex.id} {t}" for t in text.split("\n"))
+            elif isinstance(event, ev.VertexDone):
+                line = f"#{event.vertex.id} DONE {event.elapsed:.1f}s"
+            elif isinstance(event, ev.VertexFailed):
+                line = f"#{event.vertex.id} ERROR: {event.error}"
+            else:
+                return
+            print(line, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        for message in self.warnings:
+            print(f"WARNING: {message}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """The `pybuild` command: --plan output, exit codes, and `error: Dockerfile:N: ...` messages."""
 
 import io
+import os
 import pathlib
 import subprocess
 import sys
@@ -39,10 +40,12 @@ def test_plan_dot_and_target():
     assert r.stdout.decode() == (GOLDEN / "multi-stage-target-test.dot").read_text()
 
 
-def test_building_is_not_available_yet():
-    r = pybuild("fixtures/dockerfiles/centos-net-http")
-    assert r.returncode == 125
-    assert r.stderr.decode().startswith("error: building images is not available yet")
+def test_building_from_a_missing_base_says_how_to_get_it(tmp_path):
+    env = {**os.environ, "PYBUILD_ROOT": str(tmp_path / "store")}
+    r = pybuild("--progress", "quiet", "fixtures/dockerfiles/centos-net-http", env=env)
+    assert r.returncode == 1  # a failed build exits 1, as docker build does
+    assert r.stderr.decode().startswith("error: centos:latest: no such image in the store")
+    assert 'pyrun pull centos:latest' in r.stderr.decode()
     assert r.stdout == b""
 
 
@@ -153,10 +156,9 @@ def test_warnings_go_to_stderr(tmp_path):
 
 def test_usage_errors_exit_125():
     assert pybuild("--plan=xml", "fixtures/dockerfiles/heredoc").returncode == 125
-    r = pybuild(
-        "-t", "web", "fixtures/dockerfiles/heredoc"
-    )  # -t is not declared until building works
+    r = pybuild("-t", "Web::1", "fixtures/dockerfiles/heredoc")  # checked before building
     assert r.returncode == 125 and b"-t" in r.stderr
+    assert pybuild("--network", "bridge", "fixtures/dockerfiles/heredoc").returncode == 125
     assert pybuild("--plan").returncode == 125  # CONTEXT is required
 
 

@@ -1,0 +1,221 @@
+"""RUN: the step's argv, environment, user, working dir, network and mounts worked out from the
+stage (BuildKit's dispatchRun), and running it in a build sandbox with its output streamed.
+
+- shell form through SHELL (default /bin/sh -c); exec form as given; a RUN that is only a
+  heredoc runs the heredoc as the script (a `#!` heredoc runs as its own program), heredocs
+  inside a longer command are handed to the shell with the command, as BuildKit does;
+- env: the config's ENV, the ARGs in scope (ENV wins), and proxy build args; the ARGs and
+  proxies reach the cache key only through step_key's build args (proxies never);
+- `--mount=type=cache` (a dir kept in the store per id), `type=tmpfs` (an empty dir that is
+  thrown away) and `type=bind` from the context; secret/ssh mounts are refused.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from pybuild.builder.instructions import Run
+from pybuild.builder.steps.meta import MetaContext, StageConfig, expander
+from pybuild.cache.keys import PROXY_ARGS
+from pybuild.errors import BuildError, DockerfileError, PybuildError
+
+__all__ = ["RunPlan", "plan_run", "execute_run", "TAIL_LINES"]
+
+TAIL_LINES = 10  # output lines a failed RUN shows in the error
+_ONLY_HEREDOC = re.compile(r"""^\s*<<-?(["']?)([^\s"']+)\1\s*$""")
+
+
+@dataclass(frozen=True)
+class RunMount:
+    kind: str  # cache | tmpfs | bind
+    target: str
+    source: str = ""  # cache: its id; bind: the path in the context
+    readonly: bool = False
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    argv: tuple[str, ...]
+    env: tuple[str, ...]  # KEY=VALUE, everything the process gets
+    user: str
+    workdir: str
+    network: str  # none | host (the sandbox's modes)
+    files: tuple[tuple[str, str], ...]  # (path in the container, content): heredoc programs
+    mounts: tuple[RunMount, ...]
+    created_by: str
+    key_text: str  # the instruction as the cache key sees it (no ARG or proxy values)
+    args: Mapping[str, str]  # the ARGs in scope and proxy args: step_key's build args
+
+
+def _network(command: Run, build_network: str, ctx: MetaContext) -> str:
+    mode = command.network if command.network != "default" else build_network
+    if mode in ("default", "host"):
+        return "host"  # no build network of our own yet: steps share the host's, like `host`
+    if mode == "none":
+        return "none"
+    raise DockerfileError(f"unsupported network mode {mode!r}", path=ctx.path, line=command.line)
+
+
+def _heredoc_argv(command: Run, shell: tuple[str, ...]) -> tuple[tuple[str, ...], list]:
+    text = command.command[0] if command.command else ""
+    files: list[tuple[str, str]] = []
+    only = _ONLY_HEREDOC.match(text)
+    if len(command.heredocs) == 1 and only and only.group(2) == command.heredocs[0].name:
+        body = command.heredocs[0].body
+        if body.startswith("#!"):
+            path = f"/dev/pipes/{command.heredocs[0].name}"
+            files.append((path, body))
+            return (path,), files
+        return (*shell, body), files
+    script = text + "\n" + "".join(f"{h.body}{h.name}\n" for h in command.heredocs)
+    return (*shell, script), files
+
+
+def _mounts(command: Run, stage: StageConfig, ctx: MetaContext) -> tuple[RunMount, ...]:
+    from pybuild.builder.mounts import parse_mount
+
+    out = []
+    for mount in command.mounts:
+        ex = expander(stage, ctx, command)
+        try:
+            m = parse_mount(mount.spec, ex) if mount.deferred else mount
+        except PybuildError as e:
+            raise DockerfileError(str(e), path=ctx.path, line=command.line) from None
+        if m.type in ("secret", "ssh") or m.from_:
+            what = f"type={m.type}" + (f",from={m.from_}" if m.from_ else "")
+            raise DockerfileError(f"RUN --mount={what} is not supported by pybuild",
+                                  path=ctx.path, line=command.line)
+        target = m.target or ""
+        if not target:
+            raise DockerfileError("mount target is required", path=ctx.path, line=command.line)
+        if not target.startswith("/"):
+            target = os.path.normpath(os.path.join(stage.config.working_dir or "/", target))
+        if m.type == "cache":
+            out.append(RunMount("cache", target, m.id or target, m.readonly))
+        elif m.type == "tmpfs":
+            out.append(RunMount("tmpfs", target))
+        else:
+            out.append(RunMount("bind", target, m.source or ".", m.readonly))
+    return tuple(out)
+
+
+def plan_run(command: Run, stage: StageConfig, ctx: MetaContext, build_network: str) -> RunPlan:
+    shell = stage.shell
+    files: list[tuple[str, str]] = []
+    if command.json:
+        argv = tuple(command.command)
+    elif command.heredocs:
+        argv, files = _heredoc_argv(command, shell)
+    else:
+        argv = (*shell, *command.command)
+    if not argv:
+        raise DockerfileError("RUN requires at least one argument", path=ctx.path,
+                              line=command.line)
+    config_env = stage.config.env_dict()
+    args = stage.arg_values()
+    env = list(stage.config.env)
+    env += [f"{k}={v}" for k, v in args.items() if k not in config_env]
+    proxies = {k: v for k, v in ctx.build_args.items() if k in PROXY_ARGS}
+    env += [f"{k}={v}" for k, v in proxies.items() if k not in config_env and k not in args]
+    network = _network(command, build_network, ctx)
+    mounts = _mounts(command, stage, ctx)
+    shown = [f"{k}={config_env.get(k, v)}" for k, v in args.items()]
+    prefix = [f"|{len(shown)}", *shown] if shown else []
+    created_by = "RUN " + " ".join([*prefix, *argv]) + " # buildkit"
+    key_text = json.dumps(
+        {"run": list(argv), "env": list(stage.config.env), "user": stage.config.user,
+         "workdir": stage.config.working_dir or "/", "network": network,
+         "files": files, "mounts": [[m.kind, m.target, m.source, m.readonly] for m in mounts]},
+        sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return RunPlan(argv, tuple(env), stage.config.user, stage.config.working_dir or "/",
+                   network, tuple(files), mounts, created_by, key_text, {**args, **proxies})
+
+
+class _Tail:
+    """The last lines a step printed (both streams), for the failure message."""
+
+    def __init__(self) -> None:
+        self.lines: collections.deque[bytes] = collections.deque(maxlen=TAIL_LINES)
+        self.partial = b""
+        self.lock = threading.Lock()
+
+    def feed(self, data: bytes) -> None:
+        with self.lock:
+            parts = (self.partial + data).split(b"\n")
+            self.partial = parts.pop()
+            self.lines.extend(parts)
+
+    def text(self) -> list[str]:
+        lines = list(self.lines) + ([self.partial] if self.partial else [])
+        return [line.decode("utf-8", "replace") for line in lines[-TAIL_LINES:]]
+
+
+def _pump(fd: int, stream: int, on_output: Callable[[int, bytes], None], tail: _Tail) -> None:
+    try:
+        while data := os.read(fd, 65536):
+            tail.feed(data)
+            on_output(stream, data)
+    finally:
+        os.close(fd)
+
+
+def execute_run(plan: RunPlan, *, lower_dirs: list[str], upper_dir: str, work_dir: str,
+                scratch_dir: str, context_dir: str | None, cache_root: str,
+                on_output: Callable[[int, bytes], None]) -> tuple[int, list[str]]:
+    """Run the plan over `lower_dirs` with writes going to `upper_dir`. Returns the exit code
+    and the last lines of output. Raises BuildError when the command cannot start."""
+    from pybuild.runtime.spec import BindMount
+    from pybuild.runtime.step import run_step
+
+    binds: list[BindMount] = []
+    for i, (path, content) in enumerate(plan.files):
+        host = os.path.join(scratch_dir, f"heredoc-{i}")
+        with open(host, "w") as f:
+            f.write(content)
+        os.chmod(host, 0o755)
+        binds.append(BindMount(host, path, readonly=True))
+    for i, m in enumerate(plan.mounts):
+        if m.kind == "cache":
+            name = re.sub(r"[^A-Za-z0-9_.-]", "_", m.source).strip(".") or "cache"
+            host = os.path.join(cache_root, name)
+            os.makedirs(host, 0o755, exist_ok=True)
+        elif m.kind == "tmpfs":
+            host = os.path.join(scratch_dir, f"tmpfs-{i}")
+            os.makedirs(host, 0o1777, exist_ok=True)
+        else:
+            if context_dir is None:
+                raise BuildError("RUN --mount=type=bind needs a build context")
+            from pybuild.runtime.mounts import secure_join
+
+            host = secure_join(context_dir, m.source)
+            if not os.path.exists(host):
+                raise BuildError(f"RUN --mount: {m.source}: not found in the build context")
+        binds.append(BindMount(host, m.target, readonly=m.readonly))
+
+    tail = _Tail()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    readers = [threading.Thread(target=_pump, args=(out_r, 1, on_output, tail), daemon=True),
+               threading.Thread(target=_pump, args=(err_r, 2, on_output, tail), daemon=True)]
+    for t in readers:
+        t.start()
+    try:
+        code = run_step(lower_dirs=lower_dirs, upper_dir=upper_dir, work_dir=work_dir,
+                        scratch_dir=scratch_dir, argv=plan.argv, env=plan.env, user=plan.user,
+                        workdir=plan.workdir, network=plan.network, binds=binds,
+                        stdout=out_w, stderr=err_w)
+    except PybuildError as e:  # CommandNotFound, CommandNotExecutable, set-up failures
+        code = e.exit_code
+        tail.feed(f"{e}\n".encode())
+    finally:
+        os.close(out_w)
+        os.close(err_w)
+        for t in readers:
+            t.join()
+    return code, tail.text()

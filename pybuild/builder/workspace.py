@@ -1,0 +1,105 @@
+"""A build's scratch space in the store's tmp/: per-step upper/work dirs on the store's file
+system (so a finished upper dir is renamed into snapshots/, never copied), overlay mounts of
+a parent chain for COPY/WORKDIR, read-only views of other stages for COPY --from, and the
+clean-up that leaves no mount and no stray dir behind whatever happened."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from pybuild.image import layers as layer_ops
+from pybuild.image.store import Store
+
+
+@dataclass(frozen=True)
+class StepDirs:
+    upper: str
+    work: str
+    scratch: str
+    merged: str
+
+
+@dataclass(frozen=True)
+class Committed:
+    chain_id: str | None  # None: the step changed nothing (an empty layer)
+    diff_id: str | None
+
+
+class Workspace:
+    """tmp/build-XXXX for one build; close() unmounts and removes everything under it."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.root = tempfile.mkdtemp(prefix="build-", dir=store.tmp_dir)
+        self.empty = os.path.join(self.root, "empty")  # the lower dir of FROM scratch
+        os.mkdir(self.empty, 0o755)
+        self.cache_mounts = os.path.join(store.root, "build-cache-mounts")
+        self._counter = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def step_dirs(self) -> StepDirs:
+        with self._lock:
+            n = next(self._counter)
+        base = os.path.join(self.root, f"step-{n}")
+        dirs = StepDirs(*(os.path.join(base, d) for d in ("upper", "work", "scratch", "merged")))
+        for d in (dirs.upper, dirs.work, dirs.scratch, dirs.merged):
+            os.makedirs(d, 0o755)
+        return dirs
+
+    def lowers(self, lower_dirs: Sequence[str]) -> list[str]:
+        return list(lower_dirs) if lower_dirs else [self.empty]
+
+    @contextmanager
+    def mounted(self, dirs: StepDirs, lower_dirs: Sequence[str]) -> Iterator[str]:
+        """The parent chain with the step's upper dir on top, mounted at dirs.merged."""
+        from pybuild.runtime.mounts import Rootfs, mount_overlay, unmount_tree
+
+        mount_overlay(Rootfs(tuple(self.lowers(lower_dirs)), dirs.upper, dirs.work, dirs.merged))
+        try:
+            yield dirs.merged
+        finally:
+            unmount_tree(dirs.merged)
+
+    @contextmanager
+    def read_only_view(self, lower_dirs: Sequence[str]) -> Iterator[str]:
+        """A merged read-only view of a layer chain (another stage, an image)."""
+        if len(lower_dirs) <= 1:  # one layer is its own view; no mount needed
+            yield lower_dirs[0] if lower_dirs else self.empty
+            return
+        from pybuild.runtime import linux as L
+        from pybuild.runtime.mounts import unmount_tree
+
+        with self._lock:
+            n = next(self._counter)
+        target = os.path.join(self.root, f"view-{n}")
+        os.mkdir(target, 0o755)
+        data = "lowerdir=" + ":".join(lower_dirs)
+        L.mount("overlay", target, "overlay", L.MS_RDONLY, data)
+        try:
+            yield target
+        finally:
+            unmount_tree(target)
+
+    def commit(self, dirs: StepDirs, parent: str | None,
+               source_date_epoch: int | None) -> Committed:
+        """The step's upper dir -> a snapshot (or nothing, if the step wrote nothing)."""
+        from pybuild.image.snapshots import remove_tree
+
+        remove_tree(dirs.work)  # overlay's work dir holds root-only leftovers
+        if not os.listdir(dirs.upper):
+            return Committed(None, None)
+        layer = layer_ops.commit_dir(self.store, dirs.upper, parent, source_date_epoch)
+        return Committed(layer.chain_id, layer.diff_id)
+
+    def close(self) -> None:
+        from pybuild.image.snapshots import remove_tree
+        from pybuild.runtime.mounts import unmount_tree
+
+        unmount_tree(self.root)
+        remove_tree(self.root)

@@ -1,0 +1,92 @@
+"""`pybuild -t REF CONTEXT` as a user runs it: -q, --iidfile, stdin Dockerfiles, exit codes,
+bad flags, and SIGTERM in the middle of a RUN (no mount, no tag, no process left)."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.plugins.runtime import child_pids, mount_points
+
+pytestmark = pytest.mark.root
+
+
+def test_quiet_prints_only_the_image_id_and_iidfile(builder, tmp_path):
+    ctx = builder.context("FROM busybox\nRUN echo built > /built\n")
+    iid = tmp_path / "iid"
+    res = builder.cli("-q", "-t", "cli:1", "--iidfile", str(iid), "--label", "a=b", ctx)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("sha256:") and len(res.stdout.strip()) == 71
+    assert res.stdout.strip() == iid.read_text()
+    assert builder.config("cli:1")["config"]["Labels"] == {"a": "b"}
+    plain = builder.cli("--progress", "plain", "-t", "cli:2", ctx)
+    assert plain.returncode == 0 and plain.stdout == ""
+    assert "CACHED" in plain.stderr
+
+
+def test_dockerfile_on_stdin(builder, tmp_path):
+    res = builder.cli("-q", "-t", "stdin:1", "-", input="FROM busybox\nRUN echo in > /in\n")
+    assert res.returncode == 0, res.stderr
+    assert builder.cat("stdin:1", "/in") == "in\n"
+    ctx = builder.context("")
+    res = builder.cli("-q", "-f", "-", "-t", "stdin:2", ctx, input="FROM busybox\nENV S=2\n")
+    assert res.returncode == 0, res.stderr
+    assert builder.config("stdin:2")["config"]["Env"][-1] == "S=2"
+
+
+def test_exit_codes(builder):
+    ctx = builder.context("FROM busybox\nRUN exit 4\n")
+    res = builder.cli("-t", "bad:1", ctx)
+    assert res.returncode == 1  # like docker build: a failed step fails the build with 1
+    assert "Dockerfile:2" in res.stderr and "exit code: 4" in res.stderr
+    ok = builder.context("FROM busybox\n")
+    assert builder.cli("--platform", "linux/s390x-nope", ok).returncode == 1
+    assert "only for this host's platform" in builder.cli("--platform", "windows/arm", ok).stderr
+    assert builder.cli("--no-such-flag", ok).returncode == 125
+    assert builder.cli("-t", "Bad::Tag", ok).returncode == 125
+    assert builder.cli("--network", "bridge", ok).returncode == 125
+    missing = builder.cli("-t", "x", str(builder.tmp_path / "nope"))
+    assert missing.returncode == 1 and "not found" in missing.stderr
+    res = builder.cli(builder.context("FROM nothere:1\n"))
+    assert res.returncode == 1 and "pyrun pull nothere:1" in res.stderr
+
+
+def test_sigterm_during_run_cleans_up(builder, tmp_path):
+    ctx = builder.context("FROM busybox\nRUN echo first > /first\nRUN echo started; sleep 60\n")
+    before = mount_points(builder.root), child_pids()
+    proc = subprocess.Popen([sys.executable, "-m", "pybuild.cli.build", "--progress", "plain",
+                             "-t", "term:1", ctx], env={**os.environ, "PYBUILD_ROOT": builder.root},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
+    seen = b""
+    deadline = time.monotonic() + 60
+    while b"started" not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stderr], [], [], 1)
+        if ready:
+            chunk = os.read(proc.stderr.fileno(), 4096)
+            if not chunk:
+                break
+            seen += chunk
+    assert b"started" in seen, seen
+    proc.send_signal(signal.SIGTERM)
+    try:
+        rc = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    proc.stderr.close()
+    assert rc != 0
+    assert (mount_points(builder.root), child_pids()) == before
+    assert "docker.io/library/term:1" not in builder.tags()
+    assert [n for n in os.listdir(os.path.join(builder.root, "tmp")) if n.startswith("build-")] == []
+    # the first RUN finished before the signal: it is cached
+    res = builder.cli("--progress", "plain", "-t", "term:1",
+                      builder.context("FROM busybox\nRUN echo first > /first\n"))
+    assert res.returncode == 0 and "CACHED" in res.stderr
