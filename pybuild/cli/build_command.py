@@ -191,7 +191,10 @@ def build(
         raise click.UsageError("--push needs at least one -t reference to push")
     output_spec = None
     if output is not None:
-        from pybuild.builder.export import parse_output
+        try:
+            from pybuild.builder.export import parse_output
+        except ImportError:  # the exporters come with the progress helper's export.py
+            raise PybuildError("--output is not available in this pybuild yet") from None
 
         output_spec = parse_output(output)
 
