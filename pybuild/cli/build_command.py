@@ -277,49 +277,6 @@ def _push(root: str, tags: tuple[str, ...], quiet: bool) -> None:
 
 
 def _progress(mode: str):
-    try:
-        from pybuild.cli.build_progress import make_progress
-    except ImportError:  # until the renderers land: plain lines (interim, solver debugging)
-        return _InterimPlain(quiet=mode == "quiet")
+    from pybuild.cli.build_progress import make_progress
+
     return make_progress(mode)
-
-
-class _InterimPlain:
-    """Minimal `#N ...` lines on stderr; replaced by pybuild.cli.build_progress."""
-
-    def __init__(self, quiet: bool):
-        import threading
-
-        from pybuild.builder import events
-
-        self.quiet = quiet
-        self.events = events
-        self.lock = threading.Lock()
-        self.warnings: list[str] = []
-
-    def emit(self, event) -> None:
-        ev = self.events
-        with self.lock:
-            if isinstance(event, ev.Warning):
-                self.warnings.append(event.message)
-                return
-            if self.quiet:
-                return
-            if isinstance(event, ev.VertexStarted):
-                line = f"#{event.vertex.id} {event.vertex.name}"
-            elif isinstance(event, ev.VertexCached):
-                line = f"#{event.vertex.id} {event.vertex.name}\n#{event.vertex.id} CACHED"
-            elif isinstance(event, ev.VertexLog):
-                text = event.data.decode("utf-8", "replace").rstrip("\n")
-                line = "\n".join(f"#{event.vertex.id} {t}" for t in text.split("\n"))
-            elif isinstance(event, ev.VertexDone):
-                line = f"#{event.vertex.id} DONE {event.elapsed:.1f}s"
-            elif isinstance(event, ev.VertexFailed):
-                line = f"#{event.vertex.id} ERROR: {event.error}"
-            else:
-                return
-            print(line, file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        for message in self.warnings:
-            print(f"WARNING: {message}", file=sys.stderr)
