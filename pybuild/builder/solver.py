@@ -14,7 +14,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
@@ -175,15 +175,18 @@ class _Build:
                                  step=f"{self.graph.path}:{command.line}")
             yield context, None, None
             return
-        index = self._stage_index(from_stage)
+        key, lowers = self.from_source(from_stage, command.line)
+        with self.workspace.read_only_view(lowers()) as root:
+            yield None, root, key
+
+    def from_source(self, name: str, line: int) -> tuple[str, Callable[[], list[str]]]:
+        """(cache key, lower dirs getter) of an earlier stage or an image named by --from."""
+        index = self._stage_index(name)
         if index is not None:
             result = self.results[index]
-            lowers, key = self.lower_dirs(result), result.key
-        else:
-            image_id = self.base_image(from_stage, command.line)[0]
-            lowers, key = self.images.lower_dirs(image_id), image_id
-        with self.workspace.read_only_view(lowers) as root:
-            yield None, root, key
+            return result.key, lambda: self.lower_dirs(result)
+        image_id = self.base_image(name, line)[0]
+        return image_id, lambda: self.images.lower_dirs(image_id)
 
     def _stage_index(self, name: str) -> int | None:
         if name.lstrip("+-").isdigit():

@@ -9,6 +9,7 @@ argv, ENV, ARGs in scope, USER, WORKDIR) is part of its key.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -144,8 +145,11 @@ class StageBuild:
 
         build = self.build
         plan = plan_run(command, self.conf, build.meta, build.options.network)
-        key = step_key(self.result.key, plan.key_text, plan.args, None,
-                       build.epoch_content())
+        sources = {m.from_: build.from_source(m.from_, command.line)
+                   for m in plan.mounts if m.from_}
+        content = json.dumps([sorted((k, v[0]) for k, v in sources.items()),
+                              build.epoch_content()]) if sources else build.epoch_content()
+        key = step_key(self.result.key, plan.key_text, plan.args, None, content)
         vertex = self.vertex(command)
 
         def execute() -> Committed:
@@ -158,11 +162,14 @@ class StageBuild:
             def on_output(stream: int, data: bytes) -> None:
                 build.progress.emit(VertexLog(vertex, stream, data, time.monotonic()))
 
-            code, tail = execute_run(plan, lower_dirs=lowers, upper_dir=dirs.upper,
-                                     work_dir=dirs.work, scratch_dir=dirs.scratch,
-                                     context_dir=build.context_dir,
-                                     cache_root=build.workspace.cache_mounts,
-                                     on_output=on_output)
+            with contextlib.ExitStack() as stack:
+                roots = {name: stack.enter_context(build.workspace.read_only_view(get()))
+                         for name, (_, get) in sources.items()}
+                code, tail = execute_run(plan, lower_dirs=lowers, upper_dir=dirs.upper,
+                                         work_dir=dirs.work, scratch_dir=dirs.scratch,
+                                         context_dir=build.context_dir,
+                                         cache_root=build.workspace.cache_mounts,
+                                         on_output=on_output, sources=roots)
             build.check_cancelled()
             if code != 0:
                 reason = (f'process "{" ".join(plan.argv)}" did not complete successfully: '

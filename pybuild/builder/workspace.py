@@ -42,6 +42,7 @@ class Workspace:
         self.cache_mounts = os.path.join(store.root, "build-cache-mounts")
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
+        self._mounted = False  # nothing to unmount: a cached build never imports the runtime
 
     def step_dirs(self) -> StepDirs:
         with self._lock:
@@ -60,6 +61,7 @@ class Workspace:
         """The parent chain with the step's upper dir on top, mounted at dirs.merged."""
         from pybuild.runtime.mounts import Rootfs, mount_overlay, unmount_tree
 
+        self._mounted = True
         mount_overlay(Rootfs(tuple(self.lowers(lower_dirs)), dirs.upper, dirs.work, dirs.merged))
         try:
             yield dirs.merged
@@ -80,6 +82,7 @@ class Workspace:
         target = os.path.join(self.root, f"view-{n}")
         os.mkdir(target, 0o755)
         data = "lowerdir=" + ":".join(lower_dirs)
+        self._mounted = True
         L.mount("overlay", target, "overlay", L.MS_RDONLY, data)
         try:
             yield target
@@ -99,7 +102,9 @@ class Workspace:
 
     def close(self) -> None:
         from pybuild.image.snapshots import remove_tree
-        from pybuild.runtime.mounts import unmount_tree
 
-        unmount_tree(self.root)
+        if self._mounted:
+            from pybuild.runtime.mounts import unmount_tree
+
+            unmount_tree(self.root)
         remove_tree(self.root)

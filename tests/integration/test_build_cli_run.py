@@ -90,3 +90,21 @@ def test_sigterm_during_run_cleans_up(builder, tmp_path):
     res = builder.cli("--progress", "plain", "-t", "term:1",
                       builder.context("FROM busybox\nRUN echo first > /first\n"))
     assert res.returncode == 0 and "CACHED" in res.stderr
+
+
+def test_pull_missing_base_from_a_registry_and_push(builder, registry, docker_config):
+    base = f"{registry.host}/base/busybox:1"
+    assert builder.pyrun("tag", "busybox", base).returncode == 0
+    assert builder.pyrun("push", base).returncode == 0
+    assert builder.pyrun("rmi", base).returncode == 0
+    app = f"{registry.host}/team/app:1"
+    ctx = builder.context(f"FROM {base}\nRUN echo app > /app.txt\n")
+    res = builder.cli("--progress", "plain", "--push", "-t", app, ctx)
+    assert res.returncode == 0, res.stderr
+    assert f"load metadata for {base}" in res.stderr
+    assert f"{base}" in builder.tags()  # pulled by the build
+    assert builder.pyrun("rmi", app).returncode == 0
+    assert builder.pyrun("pull", app).returncode == 0  # what --push sent comes back
+    assert builder.cat(app, "/app.txt") == "app\n"
+    again = builder.cli("--progress", "plain", "--pull", "-t", app, ctx)  # re-pull, then cached
+    assert again.returncode == 0 and "CACHED" in again.stderr, again.stderr

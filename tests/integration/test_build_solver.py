@@ -172,6 +172,23 @@ def test_stages_target_and_parallel_levels(builder):
     built = builder.build(ctx, tags=("stages:final",))
     assert builder.cat("stages:final", "/final") == "a\n"
     assert not any("unused" in n for n in built.names(VertexStarted))
+    # one and two are independent (one graph level, built side by side); the last stage
+    # reads both through RUN --mount=from
+    parallel = builder.context(
+        "FROM busybox AS one\nRUN sleep 1; echo 1 > /1\n"
+        "FROM busybox AS two\nRUN sleep 1; echo 2 > /2\n"
+        "FROM busybox\n"
+        "RUN --mount=from=one,target=/m1 --mount=type=bind,from=two,source=/2,target=/m2 "
+        "cat /m1/1 /m2 > /both\n"
+    )
+    built = builder.build(parallel, tags=("par:1",))
+    assert builder.cat("par:1", "/both") == "1\n2\n"
+    order = [(type(e).__name__, e.vertex.name) for e in built.events
+             if isinstance(e, VertexStarted | VertexDone) and "sleep" in e.vertex.name]
+    assert [kind for kind, _ in order] == ["VertexStarted", "VertexStarted", "VertexDone",
+                                           "VertexDone"]  # both ran at once
+    again = builder.build(parallel)
+    assert again.image_id == built.image_id and len(again.names(VertexCached)) == 6
 
 
 def test_cache_matrix(builder):

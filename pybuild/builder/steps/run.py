@@ -7,7 +7,8 @@ stage (BuildKit's dispatchRun), and running it in a build sandbox with its outpu
 - env: the config's ENV, the ARGs in scope (ENV wins), and proxy build args; the ARGs and
   proxies reach the cache key only through step_key's build args (proxies never);
 - `--mount=type=cache` (a dir kept in the store per id), `type=tmpfs` (an empty dir that is
-  thrown away) and `type=bind` from the context; secret/ssh mounts are refused.
+  thrown away) and `type=bind` from the context, a stage or an image; secret and ssh
+  mounts are refused.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ _ONLY_HEREDOC = re.compile(r"""^\s*<<-?(["']?)([^\s"']+)\1\s*$""")
 class RunMount:
     kind: str  # cache | tmpfs | bind
     target: str
-    source: str = ""  # cache: its id; bind: the path in the context
+    source: str = ""  # cache: its id; bind: the path in the context (or in `from_`)
     readonly: bool = False
+    from_: str | None = None  # bind: a stage or an image instead of the context
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ def _mounts(command: Run, stage: StageConfig, ctx: MetaContext) -> tuple[RunMoun
             m = parse_mount(mount.spec, ex) if mount.deferred else mount
         except PybuildError as e:
             raise DockerfileError(str(e), path=ctx.path, line=command.line) from None
-        if m.type in ("secret", "ssh") or m.from_:
+        if m.type in ("secret", "ssh") or (m.from_ and m.type != "bind"):
             what = f"type={m.type}" + (f",from={m.from_}" if m.from_ else "")
             raise DockerfileError(f"RUN --mount={what} is not supported by pybuild",
                                   path=ctx.path, line=command.line)
@@ -101,7 +103,7 @@ def _mounts(command: Run, stage: StageConfig, ctx: MetaContext) -> tuple[RunMoun
         elif m.type == "tmpfs":
             out.append(RunMount("tmpfs", target))
         else:
-            out.append(RunMount("bind", target, m.source or ".", m.readonly))
+            out.append(RunMount("bind", target, m.source or ".", m.readonly, m.from_))
     return tuple(out)
 
 
@@ -131,7 +133,7 @@ def plan_run(command: Run, stage: StageConfig, ctx: MetaContext, build_network: 
     key_text = json.dumps(
         {"run": list(argv), "env": list(stage.config.env), "user": stage.config.user,
          "workdir": stage.config.working_dir or "/", "network": network,
-         "files": files, "mounts": [[m.kind, m.target, m.source, m.readonly] for m in mounts]},
+         "files": files, "mounts": [[m.kind, m.target, m.source, m.readonly, m.from_] for m in mounts]},
         sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return RunPlan(argv, tuple(env), stage.config.user, stage.config.working_dir or "/",
                    network, tuple(files), mounts, created_by, key_text, {**args, **proxies})
@@ -167,8 +169,10 @@ def _pump(fd: int, stream: int, on_output: Callable[[int, bytes], None], tail: _
 
 def execute_run(plan: RunPlan, *, lower_dirs: list[str], upper_dir: str, work_dir: str,
                 scratch_dir: str, context_dir: str | None, cache_root: str,
-                on_output: Callable[[int, bytes], None]) -> tuple[int, list[str]]:
-    """Run the plan over `lower_dirs` with writes going to `upper_dir`. Returns the exit code
+                on_output: Callable[[int, bytes], None],
+                sources: Mapping[str, str] | None = None) -> tuple[int, list[str]]:
+    """Run the plan over `lower_dirs` with writes going to `upper_dir`. `sources` maps the
+    `from=` of bind mounts to read-only views of those stages/images. Returns the exit code
     and the last lines of output. Raises BuildError when the command cannot start."""
     from pybuild.runtime.spec import BindMount
     from pybuild.runtime.step import run_step
@@ -189,13 +193,15 @@ def execute_run(plan: RunPlan, *, lower_dirs: list[str], upper_dir: str, work_di
             host = os.path.join(scratch_dir, f"tmpfs-{i}")
             os.makedirs(host, 0o1777, exist_ok=True)
         else:
-            if context_dir is None:
+            root = (sources or {}).get(m.from_) if m.from_ else context_dir
+            if root is None:
                 raise BuildError("RUN --mount=type=bind needs a build context")
             from pybuild.runtime.mounts import secure_join
 
-            host = secure_join(context_dir, m.source)
+            host = secure_join(root, m.source)
             if not os.path.exists(host):
-                raise BuildError(f"RUN --mount: {m.source}: not found in the build context")
+                where = f"in {m.from_}" if m.from_ else "in the build context"
+                raise BuildError(f"RUN --mount: {m.source}: not found {where}")
         binds.append(BindMount(host, m.target, readonly=m.readonly))
 
     tail = _Tail()

@@ -1,0 +1,109 @@
+"""Builds that COPY: the seed example (busybox-net-http) built and served, the multi-stage
+fixture with --target, and the context rows of the cache matrix. They need the copy step
+(pybuild.builder.steps.copy) and are skipped until it is there."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from pybuild.builder.events import VertexCached, VertexStarted
+from tests.plugins.netcg import free_port
+from tests.plugins.runtime import child_pids
+from tests.plugins.solver import needs_copy
+
+pytestmark = [pytest.mark.root, needs_copy]
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "dockerfiles")
+
+
+def _fetch(url: str, deadline: float) -> str:
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return r.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_busybox_net_http_builds_and_serves(builder):
+    ctx = os.path.join(FIXTURES, "busybox-net-http")
+    built = builder.build(ctx, tags=("busybox-net-http:latest",))
+    config = builder.config("busybox-net-http")
+    assert config["config"]["Cmd"] == ["httpd", "-f", "-p", "80", "-h", "/www"]
+    assert config["config"]["ExposedPorts"] == {"80/tcp": {}}
+    rows = [(h["created_by"], bool(h.get("empty_layer"))) for h in config["history"]][-4:]
+    assert rows == [("RUN /bin/sh -c mkdir -p /www # buildkit", False),
+                    ("COPY index.html /www/index.html # buildkit", False),
+                    ("EXPOSE map[80/tcp:{}]", True),
+                    ('CMD ["httpd" "-f" "-p" "80" "-h" "/www"]', True)]
+    assert len(built.names(VertexStarted)) >= 5
+    port = free_port()
+    before = child_pids()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pybuild.cli.pyrun", "run", "--rm", "--network", "host",
+         "busybox-net-http", "httpd", "-f", "-p", f"127.0.0.1:{port}", "-h", "/www"],
+        env={**os.environ, "PYBUILD_ROOT": builder.root}, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        page = _fetch(f"http://127.0.0.1:{port}/index.html", time.monotonic() + 30)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    with open(os.path.join(ctx, "index.html")) as f:
+        assert page == f.read()
+    assert child_pids() == before
+
+
+def test_multi_stage_fixture_and_target(builder):
+    assert builder.pyrun("tag", "busybox", "busybox:1.36").returncode == 0
+    ctx = os.path.join(FIXTURES, "multi-stage")
+    built = builder.build(ctx, tags=("multi:1",))
+    started = built.names(VertexStarted)
+    assert not any(n.startswith("[test ") for n in started)  # not needed by the target
+    res = builder.pyrun("run", "--rm", "multi:1")
+    assert res.returncode == 0 and "hello from pybuild" in res.stdout, res.stderr
+    assert builder.cat("multi:1", "/usr/share/doc/hello.txt") == "hello(1): prints a greeting\n"
+    test = builder.build(ctx, target="test", tags=("multi:test",))
+    assert any("[test " in n for n in test.names(VertexStarted))
+    assert any("[build " in n for n in test.names(VertexCached))
+
+
+def test_cache_matrix_context_files(builder, tmp_path):
+    ctx = tmp_path / "copyctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox\nRUN echo before > /before\nCOPY app/ /app/\nRUN cat /app/a > /after\n")
+    (ctx / "app").mkdir()
+    (ctx / "app" / "a").write_text("one\n")
+    (ctx / "app" / "ignored.log").write_text("x\n")
+    (ctx / ".dockerignore").write_text("**/*.log\n")
+    first = builder.build(str(ctx), tags=("ctx:1",))
+    assert len(builder.build(str(ctx)).names(VertexCached)) == 4
+    # an ignored file changes: nothing is invalidated
+    (ctx / "app" / "ignored.log").write_text("changed\n")
+    ignored = builder.build(str(ctx))
+    assert len(ignored.names(VertexCached)) == 4 and ignored.image_id == first.image_id
+    # touching a file (same bytes) invalidates nothing either
+    os.utime(ctx / "app" / "a", (1, 1))
+    assert len(builder.build(str(ctx)).names(VertexCached)) == 4
+    # a copied file changes: from that COPY on, nothing before it
+    (ctx / "app" / "a").write_text("two\n")
+    changed = builder.build(str(ctx), tags=("ctx:2",))
+    assert changed.names(VertexCached) == ["[1/4] FROM docker.io/library/busybox:latest",
+                                           "[2/4] RUN echo before > /before"]
+    assert builder.cat("ctx:2", "/after") == "two\n"
+    shutil.rmtree(ctx / "app")
