@@ -31,12 +31,48 @@ class Committed:
     diff_id: str | None
 
 
+def _owner(pid: int) -> str | None:
+    """`pid starttime`: names a process even after its pid is reused."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f"{pid} {f.read().rsplit(')', 1)[1].split()[19]}"
+    except (OSError, IndexError):
+        return None
+
+
+def reap_stale(store: Store) -> int:
+    """Unmount and remove the workspaces of builds whose process is gone (kill -9)."""
+    reaped = 0
+    for name in os.listdir(store.tmp_dir):
+        if not name.startswith("build-"):
+            continue
+        path = os.path.join(store.tmp_dir, name)
+        try:
+            with open(os.path.join(path, "owner")) as f:
+                owner = f.read().strip()
+        except OSError:
+            continue  # being created right now, or not ours
+        pid = int(owner.split()[0]) if owner.split() and owner.split()[0].isdigit() else 0
+        if pid and _owner(pid) == owner:
+            continue  # that build is still running
+        from pybuild.image.snapshots import remove_tree
+        from pybuild.runtime.mounts import unmount_tree
+
+        unmount_tree(path)
+        remove_tree(path)
+        reaped += 1
+    return reaped
+
+
 class Workspace:
     """tmp/build-XXXX for one build; close() unmounts and removes everything under it."""
 
     def __init__(self, store: Store):
         self.store = store
+        reap_stale(store)
         self.root = tempfile.mkdtemp(prefix="build-", dir=store.tmp_dir)
+        with open(os.path.join(self.root, "owner"), "w") as f:
+            f.write(_owner(os.getpid()) or "")
         self.empty = os.path.join(self.root, "empty")  # the lower dir of FROM scratch
         os.mkdir(self.empty, 0o755)
         self.cache_mounts = os.path.join(store.root, "build-cache-mounts")

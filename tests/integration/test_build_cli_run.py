@@ -57,23 +57,36 @@ def test_exit_codes(builder):
     assert res.returncode == 1 and "pyrun pull nothere:1" in res.stderr
 
 
-def test_sigterm_during_run_cleans_up(builder, tmp_path):
-    ctx = builder.context("FROM busybox\nRUN echo first > /first\nRUN echo started; sleep 60\n")
-    before = mount_points(builder.root), child_pids()
+def _start_until(builder, ctx: str, marker: bytes) -> subprocess.Popen:
+    """Start `pybuild` and return once its output shows `marker`."""
     proc = subprocess.Popen([sys.executable, "-m", "pybuild.cli.build", "--progress", "plain",
                              "-t", "term:1", ctx], env={**os.environ, "PYBUILD_ROOT": builder.root},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             stdin=subprocess.DEVNULL)
     seen = b""
     deadline = time.monotonic() + 60
-    while b"started" not in seen and time.monotonic() < deadline:
+    while marker not in seen and time.monotonic() < deadline:
         ready, _, _ = select.select([proc.stderr], [], [], 1)
         if ready:
             chunk = os.read(proc.stderr.fileno(), 4096)
             if not chunk:
                 break
             seen += chunk
-    assert b"started" in seen, seen
+    if marker not in seen:
+        proc.kill()
+        proc.wait()
+        pytest.fail(f"the build never printed {marker!r}: {seen!r}")
+    return proc
+
+
+def _workspaces(builder) -> list[str]:
+    return [n for n in os.listdir(os.path.join(builder.root, "tmp")) if n.startswith("build-")]
+
+
+def test_sigterm_during_run_cleans_up(builder, tmp_path):
+    ctx = builder.context("FROM busybox\nRUN echo first > /first\nRUN echo started; sleep 60\n")
+    before = mount_points(builder.root), child_pids()
+    proc = _start_until(builder, ctx, b"started")
     proc.send_signal(signal.SIGTERM)
     try:
         rc = proc.wait(timeout=30)
@@ -85,11 +98,25 @@ def test_sigterm_during_run_cleans_up(builder, tmp_path):
     assert rc != 0
     assert (mount_points(builder.root), child_pids()) == before
     assert "docker.io/library/term:1" not in builder.tags()
-    assert [n for n in os.listdir(os.path.join(builder.root, "tmp")) if n.startswith("build-")] == []
+    assert _workspaces(builder) == []
     # the first RUN finished before the signal: it is cached
     res = builder.cli("--progress", "plain", "-t", "term:1",
                       builder.context("FROM busybox\nRUN echo first > /first\n"))
     assert res.returncode == 0 and "CACHED" in res.stderr
+
+
+def test_the_next_build_reaps_what_kill_9_left(builder):
+    ctx = builder.context("FROM busybox\nRUN echo started; sleep 1\n")
+    proc = _start_until(builder, ctx, b"started")
+    proc.kill()
+    proc.wait()
+    proc.stderr.close()
+    assert len(_workspaces(builder)) == 1
+    time.sleep(1.5)  # the orphaned step ends on its own (its sleep)
+    res = builder.cli("-q", builder.context("FROM busybox\nENV A=1\n"))
+    assert res.returncode == 0, res.stderr
+    assert _workspaces(builder) == [] and mount_points(builder.root) == set()
+    assert "docker.io/library/term:1" not in builder.tags()
 
 
 def test_pull_missing_base_from_a_registry_and_push(builder, registry, docker_config):
