@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import itertools
 import os
-import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from pybuild.image import layers as layer_ops
 from pybuild.image.store import Store
 
 
@@ -70,7 +68,8 @@ class Workspace:
     def __init__(self, store: Store):
         self.store = store
         reap_stale(store)
-        self.root = tempfile.mkdtemp(prefix="build-", dir=store.tmp_dir)
+        self.root = os.path.join(store.tmp_dir, f"build-{os.urandom(8).hex()}")
+        os.mkdir(self.root, 0o700)
         with open(os.path.join(self.root, "owner"), "w") as f:
             f.write(_owner(os.getpid()) or "")
         self.empty = os.path.join(self.root, "empty")  # the lower dir of FROM scratch
@@ -128,6 +127,7 @@ class Workspace:
     def commit(self, dirs: StepDirs, parent: str | None,
                source_date_epoch: int | None) -> Committed:
         """The step's upper dir -> a snapshot (or nothing, if the step wrote nothing)."""
+        from pybuild.image import layers as layer_ops
         from pybuild.image.snapshots import remove_tree
 
         remove_tree(dirs.work)  # overlay's work dir holds root-only leftovers
