@@ -14,7 +14,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
@@ -104,9 +104,11 @@ class _Build:
         self._ids = 0
         self._lock = threading.Lock()
         self._context_lock = threading.Lock()
+        self._unpack_lock = threading.Lock()
+        self._base_lock = threading.Lock()  # one pull of a base, however many stages use it
         self._cancel = threading.Event()
         self._unpacked: set[str] = set()
-        self._bases: dict[tuple[str, bool], tuple[str, bool]] = {}
+        self._bases: dict[str, tuple[str, bool]] = {}
         self.results: dict[int, StageResult] = {}
         self._context = None
         self.memo = None
@@ -137,11 +139,10 @@ class _Build:
     def lower_dirs(self, result: StageResult) -> list[str]:
         """Overlay lower dirs (topmost first) of a stage's layers, its base unpacked once."""
         if result.base_image is not None:
-            with self._lock:
-                fresh = result.base_image not in self._unpacked
-                self._unpacked.add(result.base_image)
-            if fresh:
-                self.images.lower_dirs(result.base_image)
+            with self._unpack_lock:  # a second stage on the same base waits for the unpack
+                if result.base_image not in self._unpacked:
+                    self.images.lower_dirs(result.base_image)
+                    self._unpacked.add(result.base_image)
         return self.store.lower_dirs(result.chain)
 
     def context(self):
@@ -162,22 +163,6 @@ class _Build:
 
             self._context = self.internal("[internal] load build context", load)
             return self._context
-
-    @contextlib.contextmanager
-    def copy_source(self, from_stage: str | None, command) -> Iterator[tuple]:
-        """(context, source root, key of the source) for a COPY/ADD: the context, or a
-        read-only view of an earlier stage or of an image for --from."""
-        if from_stage is None:
-            context = self.context()
-            if context is None:
-                raise BuildError(f"{command.keyword} needs a build context, and this build has "
-                                 "none (the Dockerfile came on stdin)",
-                                 step=f"{self.graph.path}:{command.line}")
-            yield context, None, None
-            return
-        key, lowers = self.from_source(from_stage, command.line)
-        with self.workspace.read_only_view(lowers()) as root:
-            yield None, root, key
 
     def from_source(self, name: str, line: int) -> tuple[str, Callable[[], list[str]]]:
         """(cache key, lower dirs getter) of an earlier stage or an image named by --from."""
@@ -200,18 +185,17 @@ class _Build:
         """Image id of a FROM/--from reference (pulled if needed), resolved once a build."""
         from pybuild.builder.base import resolve_image
 
-        with self._lock:
-            known = self._bases.get((text, self.options.pull))
-        if known is not None:
-            return known[0], False
-        from pybuild.image import reference as refs
+        with self._base_lock:
+            known = self._bases.get(text)
+            if known is not None:
+                return known[0], False
+            from pybuild.image import reference as refs
 
-        name = str(refs.parse_normalized(text).with_default_tag())
-        found = self.internal(f"[internal] load metadata for {name}",
-                              lambda: resolve_image(self.images, text, self.options.pull))
-        with self._lock:
-            self._bases[(text, self.options.pull)] = found
-        return found
+            name = str(refs.parse_normalized(text).with_default_tag())
+            found = self.internal(f"[internal] load metadata for {name}",
+                                  lambda: resolve_image(self.images, text, self.options.pull))
+            self._bases[text] = found
+            return found
 
     # -- the build --------------------------------------------------------------------------
     def run(self) -> BuildResult:

@@ -242,27 +242,44 @@ class StageBuild:
         names = [*request.sources, *(f"<<{c.name}" for c in command.contents)]
         created_by = " ".join([command.keyword, *flags, *names, request.dest]) + " # buildkit"
         vertex = self.vertex(command)
-        with build.copy_source(from_stage, command) as (context, source_root, source_key):
-            dirs = build.workspace.step_dirs()
-            try:
-                prepared = copy_step.prepare_copy(
-                    request, context=context, source_root=source_root,
-                    memo=build.memo if context is not None else None,
-                    scratch_dir=dirs.scratch)
-            except BuildError as e:
-                build.progress.emit(VertexFailed(vertex, 0.0, str(e).splitlines()[0]))
-                raise
-            key_text = json.dumps(
-                {"copy": dataclasses.asdict(request) | {"env": None, "heredocs": None},
-                 "from": source_key}, sort_keys=True, separators=(",", ":"), default=str)
-            key = step_key(self.result.key, key_text, None, None,
-                           prepared.content + (build.epoch_content() or ""))
+        request_text = json.dumps(dataclasses.asdict(request) | {"env": None, "heredocs": None},
+                                  sort_keys=True, separators=(",", ":"), default=str)
+        epoch = build.epoch_content() or ""
 
-            def execute() -> Committed:
-                lowers = build.lower_dirs(self.result)
-                with build.workspace.mounted(dirs, lowers) as merged:
-                    prepared.apply(merged)
-                return build.workspace.commit(dirs, self._parent_chain(),
-                                              build.options.source_date_epoch)
+        def apply(dirs, prepared) -> Committed:
+            lowers = build.lower_dirs(self.result)
+            with build.workspace.mounted(dirs, lowers) as merged:
+                prepared.apply(merged)
+            return build.workspace.commit(dirs, self._parent_chain(),
+                                          build.options.source_date_epoch)
 
-            self._fs_step(command, vertex, key, created_by, execute)
+        if from_stage is not None:
+            # another stage's key (or an image id) fixes every byte it holds: no need to
+            # mount and hash it unless the step runs
+            source_key, lowers = build.from_source(from_stage, command.line)
+            key = step_key(self.result.key, request_text, None, None,
+                           f"from={source_key}{epoch}")
+
+            def execute_from() -> Committed:
+                dirs = build.workspace.step_dirs()
+                with build.workspace.read_only_view(lowers()) as root:
+                    prepared = copy_step.prepare_copy(request, context=None, source_root=root,
+                                                      memo=None, scratch_dir=dirs.scratch)
+                    return apply(dirs, prepared)
+
+            self._fs_step(command, vertex, key, created_by, execute_from)
+            return
+        context = build.context()
+        if context is None:
+            raise BuildError(f"{command.keyword} needs a build context, and this build has none "
+                             "(the Dockerfile came on stdin)", step=self.where(command))
+        dirs = build.workspace.step_dirs()
+        try:
+            prepared = copy_step.prepare_copy(request, context=context, source_root=None,
+                                              memo=build.memo, scratch_dir=dirs.scratch)
+        except BuildError as e:
+            build.progress.emit(VertexStarted(vertex, time.monotonic()))
+            build.progress.emit(VertexFailed(vertex, 0.0, str(e).splitlines()[0]))
+            raise
+        key = step_key(self.result.key, request_text, None, None, prepared.content + epoch)
+        self._fs_step(command, vertex, key, created_by, lambda: apply(dirs, prepared))

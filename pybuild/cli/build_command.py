@@ -191,10 +191,7 @@ def build(
         raise click.UsageError("--push needs at least one -t reference to push")
     output_spec = None
     if output is not None:
-        try:
-            from pybuild.builder.export import parse_output
-        except ImportError:  # the exporters come with the progress helper's export.py
-            raise PybuildError("--output is not available in this pybuild yet") from None
+        from pybuild.builder.export import parse_output
 
         output_spec = parse_output(output)
 
@@ -268,10 +265,12 @@ def _write_file(path: str, text: str) -> None:
 def _push(root: str, tags: tuple[str, ...], quiet: bool) -> None:
     from pybuild.image.store import Store
     from pybuild.registry import push
+    from pybuild.registry.endpoints import make_options
 
+    options = make_options()  # insecure registries from the environment, as `pyrun push`
     with Store(root) as store:
         for tag in tags:
-            result = push(store, tag)
+            result = push(store, tag, options)
             if not quiet:
                 click.echo(f"{result.ref}: digest: {result.digest} size: {result.size}", err=True)
 

@@ -135,3 +135,21 @@ def test_pull_missing_base_from_a_registry_and_push(builder, registry, docker_co
     assert builder.cat(app, "/app.txt") == "app\n"
     again = builder.cli("--progress", "plain", "--pull", "-t", app, ctx)  # re-pull, then cached
     assert again.returncode == 0 and "CACHED" in again.stderr, again.stderr
+
+
+def test_output_local_and_oci(builder, tmp_path):
+    ctx = builder.context("FROM busybox\nRUN echo out > /out.txt && rm /bin/ls\n")
+    local = tmp_path / "rootfs"
+    res = builder.cli("-q", "--output", f"type=local,dest={local}", ctx)
+    assert res.returncode == 0, res.stderr
+    assert (local / "out.txt").read_text() == "out\n"
+    assert not (local / "bin" / "ls").exists() and (local / "bin" / "sh").exists()
+    archive = tmp_path / "img.tar"
+    res = builder.cli("-q", "-t", "out:1", "-o", f"type=oci,dest={archive}", ctx)
+    assert res.returncode == 0, res.stderr
+    import tarfile
+
+    with tarfile.open(archive) as tar:
+        assert "index.json" in tar.getnames()
+    bad = builder.cli("--output", "type=nope", ctx)
+    assert bad.returncode != 0 and "nope" in bad.stderr

@@ -107,3 +107,17 @@ def test_cache_matrix_context_files(builder, tmp_path):
                                            "[2/4] RUN echo before > /before"]
     assert builder.cat("ctx:2", "/after") == "two\n"
     shutil.rmtree(ctx / "app")
+
+
+def test_heredoc_fixture_and_copy_from_an_image(builder):
+    builder.build(os.path.join(FIXTURES, "heredoc"), tags=("heredoc:1",))
+    assert builder.cat("heredoc:1", "/etc/motd") == "Welcome to a pybuild image.\n"
+    assert builder.cat("heredoc:1", "/www/index.html") == "built with a heredoc\n"
+    res = builder.pyrun("run", "--rm", "heredoc:1", "sh", "-c",
+                        "greet pybuild; stat -c %a /usr/local/bin/greet")
+    assert res.stdout == "hello, pybuild\n755\n", res.stderr
+    ctx = builder.context("FROM scratch\nCOPY --from=heredoc:1 /etc/motd /motd\n"
+                          "COPY --from=busybox /bin/busybox /bin/busybox\n"
+                          'ENTRYPOINT ["/bin/busybox", "cat", "/motd"]\n')
+    builder.build(ctx, tags=("fromimage:1",))
+    assert builder.pyrun("run", "--rm", "fromimage:1").stdout == "Welcome to a pybuild image.\n"
