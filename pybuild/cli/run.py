@@ -76,6 +76,10 @@ def check_network(root: str, mode: str, publish, publish_all: bool) -> str:
     from pybuild.runtime import netsetup, ports
     from pybuild.runtime.netstore import NetworkStore
 
+    if mode is None:
+        # pyrun's default is no network (a container starts without pyroute2 and a veth);
+        # publishing ports asks for one, and gets Docker's default, the bridge
+        mode = "bridge" if publish or publish_all else "none"
     if not mode:
         raise ContainerError("invalid network mode: ''")
     ports.parse_port_specs(publish)  # a bad -p fails even where it would be discarded
@@ -138,8 +142,9 @@ def _options(f):
         click.option("-w", "--workdir", default=None, help="Working directory inside the container."),
         click.option("-u", "--user", default=None, help="Username or UID (format: <name|uid>[:<group|gid>])."),
         click.option("-h", "--hostname", default=None, help="Container host name."),
-        click.option("--network", "--net", "network", default="none", show_default=True,
-                     help="none, host, bridge, or a network's name (pyrun network create)."),
+        click.option("--network", "--net", "network", default=None,
+                     help="none, host, bridge, or a network's name (pyrun network create). "
+                          "Default: bridge when ports are published (-p, -P), else none."),
         click.option("--network-alias", "aliases", multiple=True,
                      help="Add a network-scoped alias for the container (user networks)."),
         click.option("-p", "--publish", multiple=True,
