@@ -167,14 +167,3 @@ def test_help():
     assert r.returncode == 0
     out = r.stdout.decode()
     assert "--plan" in out and "--target" in out and "--build-arg" in out
-
-
-def test_demo_prints_every_fixture_plan():
-    r = subprocess.run([sys.executable, "-m", "pybuild.cli.demo"], cwd=REPO, capture_output=True)
-    assert r.returncode == 0, r.stderr
-    out = r.stdout.decode()
-    names = sorted(p.parent.name for p in (REPO / "fixtures" / "dockerfiles").glob("*/Dockerfile"))
-    assert {"busybox-net-http", "centos-net-http", "heredoc", "multi-stage", "bench"} <= set(names)
-    for name in names:
-        assert f"$ pybuild --plan fixtures/dockerfiles/{name}\n" in out
-    assert out.count("Dockerfile: ") == len(names)
