@@ -344,3 +344,19 @@ def test_from_with_parents(stage, dest, tmp_path):
                parents=True)
     assert (dest / "p" / "app" / "bin" / "tool").read_text() == "tool"
     assert (dest / "p" / "app" / "conf").read_text() == "conf"
+
+
+def test_archive_absolute_names_land_inside(ctx, dest, tmp_path):
+    (ctx / "abs.tar").write_bytes(make_tar([("/etc/abs-entry", "file", b"x"),
+                                            ("/../also", "file", b"y")]))
+    add(ctx, dest, "abs.tar", to="/x", scratch=tmp_path)
+    assert (dest / "x" / "etc" / "abs-entry").read_bytes() == b"x"
+    assert (dest / "x" / "also").read_bytes() == b"y"
+
+
+@as_root
+def test_archive_chown(ctx, dest, tmp_path):
+    (ctx / "a.tar").write_bytes(make_tar(SIMPLE))
+    add(ctx, dest, "a.tar", to="/x", scratch=tmp_path, chown="5:6")
+    st = os.stat(dest / "x" / "top" / "f.txt")
+    assert (st.st_uid, st.st_gid) == (5, 6)

@@ -406,3 +406,21 @@ def test_parents_pivot_and_glob(ctx, dest):
 def test_parents_changes_content(ctx):
     write(ctx / "x" / "a.txt", "xa")
     assert content(ctx, "x/a.txt") != content(ctx, "x/a.txt", parents=True)
+
+
+def test_typed_heredoc_source_content(dest):
+    from pybuild.builder import type_dockerfile
+    from pybuild.grammar import parse
+
+    typed = type_dockerfile(parse('FROM x\nCOPY <<-EOF <<"RAW" /d/\n\thi $A "q" \\\\\n'
+                                  '\tEOF\nraw $A\nRAW\n'))
+    command = typed.stages[0].commands[0]
+    copy(None, dest, to=command.dest, heredocs=command.contents, env={"A": "x"})
+    assert (dest / "d" / "EOF").read_text() == 'hi x "q" \\\n'
+    assert (dest / "d" / "RAW").read_text() == "raw $A\n"
+
+
+def test_dest_path_through_a_file_is_an_error(ctx, dest):
+    write(dest / "blocker", "f")
+    with pytest.raises(BuildError, match="Dockerfile:3: .*blocker"):
+        copy(ctx, dest, "a.txt", to="/blocker/x/")
