@@ -424,3 +424,11 @@ def test_dest_path_through_a_file_is_an_error(ctx, dest):
     write(dest / "blocker", "f")
     with pytest.raises(BuildError, match="Dockerfile:3: .*blocker"):
         copy(ctx, dest, "a.txt", to="/blocker/x/")
+
+
+def test_link_does_not_enter_an_existing_dir_without_slash(ctx, dest):
+    (dest / "app").mkdir()
+    with pytest.raises(BuildError, match="cannot replace directory /app"):
+        copy(ctx, dest, "a.txt", to="/app", link=True)
+    copy(ctx, dest, "a.txt", to="/app/", link=True)
+    assert (dest / "app" / "a.txt").read_text() == "A"
