@@ -40,11 +40,8 @@ def names_registry(text: str) -> bool:
 
 def resolve_image(images, text: str, pull: bool) -> tuple[str, bool]:
     """A FROM / COPY --from image reference -> (image id, pulled now)."""
-    from pybuild.registry import pull as registry_pull
-
     if pull:
-        result = registry_pull(images.store, text)
-        return result.image_id, True
+        return _pull(images, text), True
     try:
         return images.resolve(text), False
     except ImageError:
@@ -56,8 +53,15 @@ def resolve_image(images, text: str, pull: bool) -> tuple[str, bool]:
                 f"no such image in the store; get it with \"pyrun pull {name}\"{hint} "
                 "(pybuild pulls by itself only references that name a registry, such as "
                 "127.0.0.1:5000/app)", ref=text) from None
-    result = registry_pull(images.store, text)
-    return result.image_id, True
+    return _pull(images, text), True
+
+
+def _pull(images, text: str) -> str:
+    from pybuild.registry import pull
+    from pybuild.registry.endpoints import make_options
+
+    # insecure registries come from the environment, as for `pyrun pull`
+    return pull(images.store, text, make_options()).image_id
 
 
 def onbuild_triggers(expressions, from_: From, path: str) -> tuple[Command, ...]:

@@ -200,13 +200,14 @@ class _Build:
     # -- the build --------------------------------------------------------------------------
     def run(self) -> BuildResult:
         from pybuild.builder.graph import build_graph
-        from pybuild.grammar import parse
+        from pybuild.builder.parsecache import typed_dockerfile
         from pybuild.image.images import Images
 
         options = self.options
         data, name = self.internal("[internal] load build definition from Dockerfile",
                                    self._read_dockerfile)
-        self.graph = graph = build_graph(parse(data, path=name), build_args=options.build_args,
+        typed = typed_dockerfile(self.store_root, data, name)
+        self.graph = graph = build_graph(typed, build_args=options.build_args,
                                          target=options.target)
         from pybuild.builder.base import check_platform
 

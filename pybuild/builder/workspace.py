@@ -74,7 +74,7 @@ class Workspace:
             f.write(_owner(os.getpid()) or "")
         self.empty = os.path.join(self.root, "empty")  # the lower dir of FROM scratch
         os.mkdir(self.empty, 0o755)
-        self.cache_mounts = os.path.join(store.root, "build-cache-mounts")
+        self.cache_mounts = os.path.join(store.root, "buildcache", "mounts")
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
         self._mounted = False  # nothing to unmount: a cached build never imports the runtime
