@@ -321,3 +321,24 @@ def test_run_cache_mount_and_network_none(builder):
     assert builder.cat("mounts:2", "/seen").strip() == "2"  # the cache dir outlived build 1
     res = builder.pyrun("run", "--rm", "mounts:2", "ls", "/cache")
     assert res.stdout == ""  # the cache mount is not part of the layer
+
+
+def test_a_failing_stage_stops_its_parallel_sibling(builder, tmp_path):
+    from pybuild.builder.events import Recorder
+    from pybuild.builder.solver import BuildOptions, build
+
+    before = mount_points(tmp_path), child_pids()
+    ctx = builder.context(
+        "FROM busybox AS slow\nRUN echo slow-started; sleep 30\n"
+        "FROM busybox AS bad\nRUN sleep 0.5; exit 5\n"
+        "FROM busybox\n"
+        "RUN --mount=from=slow,target=/s --mount=from=bad,target=/b true\n"
+    )
+    recorder = Recorder()
+    with pytest.raises(BuildError) as info:
+        build(builder.root, BuildOptions(context_dir=ctx), recorder)
+    assert "exit code: 5" in str(info.value)  # the first failure is the one reported
+    failed = {e.vertex.name for e in recorder.of(VertexFailed)}
+    assert any("sleep 30" in n for n in failed)  # killed, not waited for
+    assert not any("sleep 30" in e.vertex.name for e in recorder.of(VertexDone))
+    assert (mount_points(tmp_path), child_pids()) == before
