@@ -38,10 +38,11 @@ def names_registry(text: str) -> bool:
         return False
 
 
-def resolve_image(images, text: str, pull: bool) -> tuple[str, bool]:
-    """A FROM / COPY --from image reference -> (image id, pulled now)."""
+def resolve_image(images, text: str, pull: bool, events=None) -> tuple[str, bool]:
+    """A FROM / COPY --from image reference -> (image id, pulled now). `events` gets the
+    registry's progress events of a pull."""
     if pull:
-        return _pull(images, text), True
+        return _pull(images, text, events), True
     try:
         return images.resolve(text), False
     except ImageError:
@@ -53,15 +54,15 @@ def resolve_image(images, text: str, pull: bool) -> tuple[str, bool]:
                 f"no such image in the store; get it with \"pyrun pull {name}\"{hint} "
                 "(pybuild pulls by itself only references that name a registry, such as "
                 "127.0.0.1:5000/app)", ref=text) from None
-    return _pull(images, text), True
+    return _pull(images, text, events), True
 
 
-def _pull(images, text: str) -> str:
+def _pull(images, text: str, events) -> str:
     from pybuild.registry import pull
     from pybuild.registry.endpoints import make_options
 
     # insecure registries come from the environment, as for `pyrun pull`
-    return pull(images.store, text, make_options()).image_id
+    return pull(images.store, text, make_options(), events=events).image_id
 
 
 def onbuild_triggers(expressions, from_: From, path: str) -> tuple[Command, ...]:

@@ -24,6 +24,8 @@ from pybuild.builder.events import (
     Vertex,
     VertexCached,
     VertexDone,
+    VertexFailed,
+    VertexLog,
     VertexStarted,
     Warning,
 )
@@ -124,7 +126,12 @@ class _Build:
         vertex = self.vertex(name)
         started = time.monotonic()
         self.progress.emit(VertexStarted(vertex, started))
-        value = job()
+        try:
+            value = job()
+        except BaseException as e:
+            text = str(e).splitlines()[0] if str(e) else type(e).__name__
+            self.progress.emit(VertexFailed(vertex, time.monotonic() - started, text))
+            raise
         self.progress.emit(VertexDone(vertex, time.monotonic() - started))
         return value
 
@@ -192,8 +199,25 @@ class _Build:
             from pybuild.image import reference as refs
 
             name = str(refs.parse_normalized(text).with_default_tag())
-            found = self.internal(f"[internal] load metadata for {name}",
-                                  lambda: resolve_image(self.images, text, self.options.pull))
+            vertex = self.vertex(f"[internal] load metadata for {name}")
+            started = time.monotonic()
+            self.progress.emit(VertexStarted(vertex, started))
+
+            def events(event) -> None:  # a pull's layer states, as BuildKit shows them
+                from pybuild.registry.events import IN_PROGRESS
+
+                if event.status not in IN_PROGRESS:
+                    line = f"{event.id}: {event.status}" if event.id else event.status
+                    self.progress.emit(VertexLog(vertex, 1, f"{line}\n".encode(),
+                                                 time.monotonic()))
+
+            try:
+                found = resolve_image(self.images, text, self.options.pull, events)
+            except BaseException as e:
+                self.progress.emit(VertexFailed(vertex, time.monotonic() - started,
+                                                str(e).splitlines()[0] if str(e) else repr(e)))
+                raise
+            self.progress.emit(VertexDone(vertex, time.monotonic() - started))
             self._bases[text] = found
             return found
 
