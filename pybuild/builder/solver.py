@@ -34,7 +34,7 @@ from pybuild.builder.stage import StageBuild, StageResult
 from pybuild.builder.steps.meta import MetaContext
 from pybuild.cache.keys import PROXY_ARGS
 from pybuild.errors import BuildError, DockerfileError
-from pybuild.image.config import ContainerConfig, HistoryEntry, ImageConfig, rfc3339
+from pybuild.image.config import ContainerConfig
 
 __all__ = ["BuildOptions", "BuildResult", "build"]
 
@@ -348,52 +348,11 @@ class _Build:
         self.results[index] = builder.run()
 
     def _export(self, result: StageResult) -> BuildResult:
-        def write() -> str:
-            import dataclasses
+        from pybuild.builder.stage import image_config
 
-            epoch = self.options.source_date_epoch
-            history = _fill_times(result.history)
-            created = rfc3339(epoch) if epoch is not None else (
-                history[-1].get("created") if history else None)
-            config = result.config
-            if self.options.labels:
-                config = dataclasses.replace(config,
-                                             labels={**config.labels, **self.options.labels})
-            image = ImageConfig(
-                architecture=result.platform["architecture"], os=result.platform["os"],
-                variant=result.platform.get("variant"), config=config,
-                diff_ids=tuple(result.diff_ids),
-                history=tuple(HistoryEntry.from_dict(h) for h in history),
-                created=created, author=result.author)
-            return self.images.put(image.to_bytes(), tags=self.options.tags)
+        def write() -> str:
+            config = image_config(result, self.options.source_date_epoch, self.options.labels)
+            return self.images.put(config.to_bytes(), tags=self.options.tags)
 
         image_id = self.internal("exporting to image", write)
         return BuildResult(image_id, tuple(self.options.tags))
-
-
-def _fill_times(history: list[dict]) -> list[dict]:
-    """BuildKit's normalizeLayersAndHistory: a config-only step takes the time of the first
-    new layer after it (else the last one before), so a cached rebuild is byte-identical."""
-    items = [dict(h) for h in history]
-    created, gap = None, False
-    for h in items:
-        if h.get("created") is not None:
-            created = h["created"]
-            if gap:
-                break
-        else:
-            gap = True
-    gap = False
-    for h in items:
-        if h.get("created") is not None:
-            if gap:
-                created = h["created"]
-        else:
-            gap = True
-            h["created"] = created
-    for h in items:
-        if isinstance(h.get("created"), float | int):
-            h["created"] = rfc3339(h["created"])
-        if h.get("created") is None:
-            h.pop("created", None)
-    return items

@@ -22,7 +22,7 @@ from pybuild.builder.workspace import Committed
 from pybuild.cache.index import lookup, record
 from pybuild.cache.keys import step_key
 from pybuild.errors import BuildError, DockerfileError
-from pybuild.image.config import ContainerConfig
+from pybuild.image.config import ContainerConfig, HistoryEntry, ImageConfig, rfc3339
 
 HISTORY_COMMENT = "buildkit.dockerfile.v0"
 
@@ -283,3 +283,47 @@ class StageBuild:
             raise
         key = step_key(self.result.key, request_text, None, None, prepared.content + epoch)
         self._fs_step(command, vertex, key, created_by, lambda: apply(dirs, prepared))
+
+
+def image_config(result: StageResult, epoch: int | None, labels) -> ImageConfig:
+    """A finished stage as an image config: history times filled in, --label applied."""
+    history = _fill_times(result.history)
+    created = rfc3339(epoch) if epoch is not None else (
+        history[-1].get("created") if history else None)
+    config = result.config
+    if labels:
+        config = dataclasses.replace(config, labels={**config.labels, **labels})
+    return ImageConfig(
+        architecture=result.platform["architecture"], os=result.platform["os"],
+        variant=result.platform.get("variant"), config=config,
+        diff_ids=tuple(result.diff_ids),
+        history=tuple(HistoryEntry.from_dict(h) for h in history),
+        created=created, author=result.author)
+
+
+def _fill_times(history: list[dict]) -> list[dict]:
+    """BuildKit's normalizeLayersAndHistory: a config-only step takes the time of the first
+    new layer after it (else the last one before), so a cached rebuild is byte-identical."""
+    items = [dict(h) for h in history]
+    created, gap = None, False
+    for h in items:
+        if h.get("created") is not None:
+            created = h["created"]
+            if gap:
+                break
+        else:
+            gap = True
+    gap = False
+    for h in items:
+        if h.get("created") is not None:
+            if gap:
+                created = h["created"]
+        else:
+            gap = True
+            h["created"] = created
+    for h in items:
+        if isinstance(h.get("created"), float | int):
+            h["created"] = rfc3339(h["created"])
+        if h.get("created") is None:
+            h.pop("created", None)
+    return items
