@@ -62,15 +62,28 @@ class _DetachScanner:
 
 
 def session(container, *, stdin: bool, tty: bool, detach_keys: str = DEFAULT_DETACH_KEYS,
-            sig_proxy: bool = True) -> int | None:
+            sig_proxy: bool = True, stdin_once: bool = False) -> int | None:
     """Attach to the running container's supervisor. The exit code when the container ends,
-    None when the user detached."""
+    None when the user detached. `stdin_once`: the end of our stdin closes the container's
+    (run -i, start -ai)."""
     from pybuild.runtime import lifecycle, supervisor
     from pybuild.runtime.stdio import raw_terminal
 
     keys = parse_detach_keys(detach_keys)
-    sock = supervisor.connect(container.dir, {"mode": "attach", "stdin": stdin})
+    sock = supervisor.connect(container.dir, {"mode": "attach", "stdin": stdin,
+                                              "stdin_once": stdin_once})
     detached = threading.Event()
+    send_lock = threading.Lock()
+
+    def send(kind: int, payload: bytes = b"") -> None:
+        with send_lock:
+            sock.sendall(supervisor.frame(kind, payload))
+
+    def resize(*_args) -> None:
+        size = _terminal_size()
+        if size is not None:
+            with contextlib.suppress(OSError):
+                send(supervisor.RESIZE, size)
 
     def pump_stdin() -> None:
         scanner = _DetachScanner(keys)
@@ -80,11 +93,13 @@ def session(container, *, stdin: bool, tty: bool, detach_keys: str = DEFAULT_DET
             except OSError:
                 return
             if not data:
+                with contextlib.suppress(OSError):
+                    send(supervisor.CLOSE_STDIN)
                 return
             data, detach = scanner.feed(data)
             try:
                 if data:
-                    sock.sendall(data)
+                    send(supervisor.STDIN, data)
             except OSError:
                 return
             if detach:
@@ -94,6 +109,9 @@ def session(container, *, stdin: bool, tty: bool, detach_keys: str = DEFAULT_DET
                 return
 
     saved = {}
+    if tty:
+        resize()
+        saved[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, resize)
     if sig_proxy and not tty:
         def proxy(sig, _frame):
             with contextlib.suppress(ContainerError, OSError, ValueError):
@@ -130,6 +148,21 @@ def session(container, *, stdin: bool, tty: bool, detach_keys: str = DEFAULT_DET
     return code
 
 
+def _terminal_size() -> bytes | None:
+    """(rows, cols) of our terminal as the RESIZE payload."""
+    import fcntl
+    import struct
+
+    for fd in (1, 0, 2):
+        try:
+            raw = fcntl.ioctl(fd, 0x5413, b"\0" * 8)  # TIOCGWINSZ
+        except OSError:
+            continue
+        rows, cols = struct.unpack("HHHH", raw)[:2]
+        return struct.pack(">HH", rows, cols)
+    return None
+
+
 def _write(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -148,7 +181,7 @@ def start_attached(container, *, stdin: bool, tty: bool,
     parse_detach_keys(detach_keys)  # a bad value fails before anything starts
     if lifecycle.start(container, attach=True) is None:
         pass  # already running: attach to it as it is
-    code = session(container, stdin=stdin, tty=tty, detach_keys=detach_keys)
+    code = session(container, stdin=stdin, tty=tty, detach_keys=detach_keys, stdin_once=True)
     return 0 if code is None else code
 
 

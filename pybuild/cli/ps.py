@@ -99,13 +99,19 @@ def ellipsis(text: str, width: int) -> str:
 
 
 def ports_text(state: dict, active: bool) -> str:
-    out = []
-    if active and state.get("network"):
+    """Published ports as host->container, exposed ones alone (running containers only)."""
+    if not active:
+        return ""
+    out, published = [], set()
+    if state.get("network"):
         from pybuild.runtime.netsetup import ContainerNetwork
 
         for line in ContainerNetwork.from_json(state["network"]).port_lines():
             cport, host = line.split(" -> ", 1)
             out.append(f"{host}->{cport}")
+            published.add(cport)
+    exposed = (state.get("net_request") or {}).get("exposed", ())
+    out += [key for key in exposed if key not in published]
     return ", ".join(out)
 
 

@@ -187,10 +187,13 @@ class Container:
         return c
 
     # ---- running
-    def run(self, on_started: Callable[[int], None] | None = None) -> int:
+    def run(self, on_started: Callable[[int], None] | None = None,
+            on_console: Callable[[int], None] | None = None) -> int:
         """Run with this process's stdio (a foreground pyrun, or a detached container's
         supervisor whose stdio are pipes); returns the exit code (128+N when killed by
-        signal N). `on_started(pid)` is called once the command runs. Mounts are gone
+        signal N). `on_started(pid)` is called once the command runs, `on_console(fd)`
+        with the pty master of a -t container (builtin runtime; valid until the run
+        ends). Mounts are gone
         afterwards; with `remove` the directory is gone too."""
         state = self.state()
         with open(os.path.join(self.dir, "config.json")) as f:
@@ -203,7 +206,7 @@ class Container:
         code: int | None = None
         try:
             if state["runtime"] == BUILTIN:
-                code = self._run_builtin(spec, rootfs, state, on_started)
+                code = self._run_builtin(spec, rootfs, state, on_started, on_console)
             else:
                 from pybuild.runtime import oci
 
@@ -232,7 +235,8 @@ class Container:
         self._save(state)
 
     def _run_builtin(self, spec: dict, rootfs: Rootfs, state: dict,
-                     on_started: Callable[[int], None] | None) -> int:
+                     on_started: Callable[[int], None] | None,
+                     on_console: Callable[[int], None] | None = None) -> int:
         from pybuild.runtime import sandbox, stdio
 
         limits = limits_of(spec)
@@ -260,10 +264,11 @@ class Container:
                     devices.remove(devices_cg)
                 raise
             forwarder.target = proc.kill
-            return self._attach(proc, spec, state, cgroup, devices_cg, on_started)
+            return self._attach(proc, spec, state, cgroup, devices_cg, on_started, on_console)
 
     def _attach(self, proc, spec: dict, state: dict, cgroup, devices_cg: str | None,
-                on_started: Callable[[int], None] | None) -> int:
+                on_started: Callable[[int], None] | None,
+                on_console: Callable[[int], None] | None = None) -> int:
         from pybuild.runtime import devices, stdio
 
         master = None
@@ -277,6 +282,8 @@ class Container:
                 master = proc.receive_console()
                 if master is not None:
                     stdio.copy_winsize(master)
+                    if on_console is not None:
+                        on_console(master)
             self._connect(state, proc.pid, spec.get("hostname", ""))
             self._record_pid(state, proc.pid)
             proc.go()

@@ -5,9 +5,11 @@ container prints to the json-file log, serves `attach` and `wait` on a unix sock
 container dir, and applies the restart policy with Docker's back-off.
 
 Socket protocol (attach.sock): the client sends one JSON line ({"mode": "attach", "stdin":
-bool} or {"mode": "wait"}), then, for attach, raw stdin bytes. The supervisor sends frames:
-a type byte, a 4-byte big-endian length, the payload. Types: 1 stdout, 2 stderr, 3 exit code
-(ASCII), 4 start failure (JSON {"code", "message"})."""
+bool, "stdin_once": bool} or {"mode": "wait"}), then frames; so does the supervisor. A frame
+is a type byte, a 4-byte big-endian length, the payload. Client to supervisor: 0 stdin data,
+5 window size (rows, cols as two big-endian shorts), 6 end of stdin (closes the container's
+stdin when the client asked for stdin_once, as Docker's run -i). Supervisor to client: 1
+stdout, 2 stderr, 3 exit code (ASCII), 4 start failure (JSON {"code", "message"})."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 
 from pybuild.errors import ContainerError, PybuildError
 
-STDOUT, STDERR, EXIT, FAILURE = 1, 2, 3, 4
+STDIN, STDOUT, STDERR, EXIT, FAILURE, RESIZE, CLOSE_STDIN = 0, 1, 2, 3, 4, 5, 6
 SOCKET = "attach.sock"
 STOP_MARK = "stop-requested"  # written by stop/kill: the restart policy must not apply
 _HEADER = struct.Struct(">BI")
@@ -113,6 +115,10 @@ def connect(container_dir: str, hello: dict, timeout: float = 5.0) -> socket.soc
     return sock
 
 
+def frame(kind: int, payload: bytes = b"") -> bytes:
+    return _HEADER.pack(kind, len(payload)) + payload
+
+
 def read_frame(sock: socket.socket) -> tuple[int, bytes] | None:
     """The next frame, or None at the end of the stream."""
     head = _recv_exact(sock, _HEADER.size)
@@ -194,8 +200,8 @@ def raise_failure(payload: bytes) -> None:
 # ---------------------------------------------------------------- supervisor side
 
 class _Client:
-    def __init__(self, sock: socket.socket, mode: str, stdin: bool):
-        self.sock, self.mode, self.stdin = sock, mode, stdin
+    def __init__(self, sock: socket.socket, mode: str, stdin: bool, stdin_once: bool):
+        self.sock, self.mode, self.stdin, self.stdin_once = sock, mode, stdin, stdin_once
 
     def send(self, kind: int, payload: bytes) -> bool:
         try:
@@ -218,6 +224,7 @@ class Supervisor:
         self.attached = threading.Event()
         self.stop_asked = False
         self._pump_lock = threading.Lock()
+        self.master: int | None = None  # the pty master of a -t container, while it runs
 
     # -- reporting to the pyrun that launched us
     def _ready(self, report: dict) -> None:
@@ -319,25 +326,49 @@ class Supervisor:
         except ValueError:
             conn.close()
             return
-        client = _Client(conn, request.get("mode", "attach"), bool(request.get("stdin")))
+        client = _Client(conn, request.get("mode", "attach"), bool(request.get("stdin")),
+                         bool(request.get("stdin_once")))
         with self.lock:
             self.clients.append(client)
         if client.mode == "attach":
             self.attached.set()
-        while True:  # stdin from the client (or its hang-up)
-            try:
-                data = conn.recv(65536)
-            except OSError:
-                data = b""
-            if not data:
+        while True:  # stdin and window sizes from the client, until it hangs up
+            got = read_frame(conn)
+            if got is None:
                 break
-            if client.stdin and self.in_w is not None:
-                try:
-                    os.write(self.in_w, data)
-                except OSError:
-                    pass
+            kind, payload = got
+            if kind == STDIN and client.stdin:
+                self._write_stdin(payload)
+            elif kind == RESIZE and len(payload) == 4:
+                self._resize(payload)
+            elif kind == CLOSE_STDIN and client.stdin and client.stdin_once:
+                with self.lock:
+                    if self.in_w is not None:
+                        os.close(self.in_w)
+                        self.in_w = None
         with self.lock:
             self._drop(client)
+
+    def _write_stdin(self, data: bytes) -> None:
+        fd = self.in_w
+        if fd is None:
+            return
+        try:
+            os.write(fd, data)
+        except OSError:
+            pass
+
+    def _resize(self, payload: bytes) -> None:
+        import fcntl
+
+        rows, cols = struct.unpack(">HH", payload)
+        master = self.master
+        if master is None:
+            return
+        try:  # the kernel sends the container SIGWINCH
+            fcntl.ioctl(master, 0x5414, struct.pack("HHHH", rows, cols, 0, 0))  # TIOCSWINSZ
+        except OSError:
+            pass
 
     # -- the container's lives
     def _stopped_by_user(self) -> bool:
@@ -368,14 +399,17 @@ class Supervisor:
             while True:
                 began = time.monotonic()
                 try:
-                    code = c.run(on_started=lambda pid: self._ready({"started": pid}))
+                    code = c.run(on_started=lambda pid: self._ready({"started": pid}),
+                                 on_console=self._set_master)
                 except PybuildError as e:
+                    self.master = None
                     self._drain()
                     failure = json.dumps({"code": e.exit_code, "message": str(e)}).encode()
                     self._ready({"error": str(e), "code": e.exit_code})
                     self._broadcast(FAILURE, failure, modes=("attach", "wait"))
                     code = e.exit_code
                     break
+                self.master = None
                 self._drain()
                 self._broadcast(EXIT, str(code).encode(), modes=("wait",))
                 if not os.path.isdir(c.dir):  # --rm
@@ -404,6 +438,9 @@ class Supervisor:
                     c.update(status="exited")
                 c.update(supervisor=None)
             self.log.close()
+
+    def _set_master(self, fd: int) -> None:
+        self.master = fd
 
     def _sleep_unless_stopped(self, seconds: float) -> bool:
         deadline = time.monotonic() + seconds

@@ -218,6 +218,11 @@ def test_create_then_start_attach_and_restart(pyrun_lc):
     res = pyrun("start", "-a", "later")
     assert res.returncode == 4 and res.stdout == "hello world\n"
     assert pyrun.state("later")["ExitCode"] == 4
+    # start -ai: our stdin goes to the container, and its end closes the container's
+    pyrun.ok("create", "-i", "--name", "catter", "busybox", "sh", "-c", "cat; echo done")
+    res = pyrun("start", "-a", "-i", "catter", input="piped in\n")
+    assert res.returncode == 0 and res.stdout == "piped in\ndone\n"
+    pyrun.ok("rm", "catter")
     # run in the foreground with a restart policy: attached through the supervisor
     res = pyrun("run", "--name", "fg", "--restart", "on-failure:1", "busybox", "sh", "-c",
                 "echo try; exit 2")

@@ -73,7 +73,15 @@ def test_ps_columns_filters_and_format(pyrun_lc):
     assert pyrun("ps", "--format", "{{.Nope}}").returncode == 125
     sized = pyrun.ok("ps", "-s").splitlines()
     assert sized[0].rstrip().endswith("SIZE") and "(virtual " in sized[1]
-    pyrun.ok("rm", "-f", "alpha", "beta", "gamma")
+    # prune asks first; --filter narrows it; running containers stay
+    out = pyrun.ok("container", "prune", input="n\n")
+    assert "Are you sure you want to continue? [y/N]" in out
+    assert len(q("-a")) == 3
+    out = pyrun.ok("container", "prune", "-f", "--filter", "label=tier=db")
+    assert out.splitlines()[:2] == ["Deleted Containers:", beta]
+    assert q("-a") == [gamma[:12], alpha[:12]]
+    assert pyrun("container", "prune", "-f", "--filter", "status=exited").returncode == 125
+    pyrun.ok("rm", "-f", "alpha", "gamma")
 
 
 def test_inspect_shape(pyrun_lc, tmp_path):
@@ -122,9 +130,15 @@ def test_attach_detach_keys(pyrun_lc):
     pyrun.ok("run", "-d", "-it", "--name", "tty", "busybox", "sh")
     env = {**os.environ, "PYBUILD_ROOT": pyrun.root}
     child = pexpect.spawn(sys.executable, ["-m", "pybuild.cli.pyrun", "attach", "tty"],
-                          env=env, timeout=20)
+                          env=env, timeout=20, dimensions=(30, 100))
     child.sendline("echo hel''lo")
     child.expect("hello")
+    # the container's terminal takes our window size, and follows its changes
+    child.sendline("stty size | tr ' ' x")
+    child.expect("30x100")
+    child.setwinsize(40, 120)
+    child.sendline("stty size | tr ' ' x")
+    child.expect("40x120")
     child.send("\x10\x11")  # Ctrl-P Ctrl-Q
     child.expect(pexpect.EOF)
     child.close()
@@ -177,7 +191,7 @@ def test_detached_httpd_published_port_then_rm_f(pyrun_lc, user_net, tmp_path):
     www.mkdir()
     (www / "index.html").write_text("hello from a detached httpd\n")
     port = free_port()
-    cid = pyrun.ok("run", "-d", "--name", "web", "--network", name, "-p",
+    cid = pyrun.ok("run", "-d", "--name", "web", "--network", name, "--expose", "8080", "-p",
                    f"127.0.0.1:{port}:80", "-v", f"{www}:/www", "busybox", "httpd", "-f",
                    "-p", "80", "-h", "/www").strip()
 
@@ -189,12 +203,13 @@ def test_detached_httpd_published_port_then_rm_f(pyrun_lc, user_net, tmp_path):
             return ""
 
     assert wait_for(get, "the page") == "hello from a detached httpd\n"
-    assert f"127.0.0.1:{port}->80/tcp" in pyrun.ok("ps")
+    assert f"127.0.0.1:{port}->80/tcp, 8080/tcp " in pyrun.ok("ps")
     assert pyrun.ok("port", "web") == f"80/tcp -> 127.0.0.1:{port}\n"
     assert pyrun.ok("port", "web", "80") == f"127.0.0.1:{port}\n"
     assert pyrun("port", "web", "81").returncode == 1
     net = pyrun.inspect("web")["NetworkSettings"]
     assert net["Ports"]["80/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": str(port)}]
+    assert net["Ports"]["8080/tcp"] is None
     ip = net["Networks"][name]["IPAddress"]
     assert ipaddress.ip_address(ip) in ipaddress.ip_network(subnet)
     with open(os.path.join(pyrun.root, "containers", cid, "state.json")) as f:
