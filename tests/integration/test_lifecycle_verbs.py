@@ -223,3 +223,30 @@ def test_detached_httpd_published_port_then_rm_f(pyrun_lc, user_net, tmp_path):
     assert get() == ""
     nets = json.loads(pyrun.ok("network", "inspect", name))[0]
     assert not nets.get("Containers")
+
+
+def test_killed_supervisor_with_network_and_limits_leaves_nothing(pyrun_lc, user_net):
+    from tests.plugins.lifecycle import processes_of
+
+    pyrun = pyrun_lc
+    name, _subnet = user_net
+    port = free_port()
+    cid = pyrun.ok("run", "-d", "--network", name, "-p", f"127.0.0.1:{port}:80",
+                   "--pids-limit", "32", "-m", "64m", "busybox", "sleep", "1000").strip()
+    with open(os.path.join(pyrun.root, "containers", cid, "state.json")) as f:
+        state = json.load(f)
+    veth = state["network"]["endpoint"]["host_veth"]
+    proxy_pid = state["network"]["proxy"]["pid"]
+    cgroups = list(state["cgroup"]["paths"].values()) if isinstance(
+        state["cgroup"]["paths"], dict) else list(state["cgroup"]["paths"])
+    assert cgroups and all(os.path.isdir(p) for p in cgroups)
+    supervisor = state["supervisor"]["pid"]
+    os.kill(supervisor, 9)
+    wait_for(lambda: not processes_of(pyrun.root), "the container to die with its keeper")
+    # the next pyrun notices and undoes everything the dead supervisor held
+    assert "Exited (137)" in pyrun.ok("ps", "-a")
+    assert not os.path.exists(f"/sys/class/net/{veth}")
+    wait_for(lambda: not _alive(proxy_pid), "the port proxy to end")
+    assert not any(os.path.isdir(p) for p in cgroups)
+    assert not json.loads(pyrun.ok("network", "inspect", name))[0].get("Containers")
+    pyrun.ok("rm", cid)
