@@ -67,10 +67,15 @@ def cp_cmd(ctx, archive, follow, quiet, src, dest):
     root = _root(ctx)
     if src_ref is not None:
         cfs = copyops.open_container(root, src_ref)
-        copyops.copy_out(cfs, src_path, dest_path, follow=follow, archive=archive)
+        size = copyops.copy_out(cfs, src_path, dest_path, follow=follow, archive=archive)
     else:
         cfs = copyops.open_container(root, dest_ref)
-        copyops.copy_in(cfs, src_path, dest_path, follow=follow, archive=archive)
+        size = copyops.copy_in(cfs, src_path, dest_path, follow=follow, archive=archive)
+    # as Docker's CLI: a summary line on a terminal, unless -q or a tar stream on stdout
+    if not quiet and dest_path != "-" and sys.stderr.isatty():
+        from pybuild.cli.images_fmt import human_size
+
+        print(f"Successfully copied {human_size(size)} to {dest}", file=sys.stderr)
 
 
 @click.command("diff", context_settings={"help_option_names": ["--help"]})

@@ -84,6 +84,10 @@ def copy_upper(upper: str, dest: str, stubs: Sequence[str]) -> None:
     remove_stubs(dest, stubs)
 
 
+def _has_stubs(upper: str, stubs: Sequence[str]) -> bool:
+    return any(os.path.lexists(os.path.join(upper, s.lstrip("/"))) for s in stubs)
+
+
 def commit(root: str, container_id: str, *, ref: str | None = None, message: str = "",
            author: str = "", changes: Sequence[str] = (), pause: bool = True) -> str:
     """Make an image of the container; returns its id (sha256:...)."""
@@ -94,7 +98,7 @@ def commit(root: str, container_id: str, *, ref: str | None = None, message: str
     from pybuild.image.changes import apply_changes
     from pybuild.image.config import HistoryEntry, parse_config, rfc3339
     from pybuild.image.images import Images
-    from pybuild.image.records import chain_ids
+    from pybuild.image.records import chain_id, chain_ids
     from pybuild.runtime.container import Container
 
     c = Container(os.path.join(root, "containers"), container_id)
@@ -114,22 +118,37 @@ def commit(root: str, container_id: str, *, ref: str | None = None, message: str
         except (OSError, ValueError, KeyError):
             argv = []
         store = images.store
+        upper = os.path.join(c.dir, "upper")
+        parents = chain_ids(cfg.diff_ids)
+        parent = parents[-1] if parents else None
         with store.hold():
-            stage = snapshots.staging_dir(store)
-            try:
-                fs = os.path.join(stage, "fs")
-                with paused(state) if pause else contextlib.nullcontext():
-                    copy_upper(os.path.join(c.dir, "upper"), fs, state.get("stubs") or ())
-                parents = chain_ids(cfg.diff_ids)
-                layer = layers.commit_dir(store, fs, parents[-1] if parents else None)
-            finally:
-                snapshots.remove_tree(stage)
+            known = None
+            if not is_running(state) and not _has_stubs(upper, state.get("stubs") or ()):
+                # a stopped container's upper dir is its diff as it stands (the copy tars to
+                # the same bytes): hash it once, and copy nothing if the layer is stored
+                known = layers.tar_digest(upper)
+            snap = store.snapshot(chain_id(parent, known[0])) if known else None
+            if snap is not None:
+                layer_diff_id = snap.diff_id
+            else:
+                stage = snapshots.staging_dir(store)
+                try:
+                    fs = os.path.join(stage, "fs")
+                    with paused(state) if pause else contextlib.nullcontext():
+                        copy_upper(upper, fs, state.get("stubs") or ())
+                    if known is not None:
+                        layers.prepare_upper(fs)
+                        layer_diff_id = snapshots.install(store, fs, parent, *known).diff_id
+                    else:
+                        layer_diff_id = layers.commit_dir(store, fs, parent).diff_id
+                finally:
+                    snapshots.remove_tree(stage)
             now = rfc3339(time.time())
             history = (*cfg.history, HistoryEntry(created=now, created_by=" ".join(argv),
                                                   author=author, comment=message))
             extra = {k: v for k, v in cfg.extra.items()
                      if k not in ("container", "container_config", "docker_version")}
-            new = replace(cfg, config=new_cfg, diff_ids=(*cfg.diff_ids, layer.diff_id),
+            new = replace(cfg, config=new_cfg, diff_ids=(*cfg.diff_ids, layer_diff_id),
                           history=history, created=now, author=author, extra=extra)
             return images.put(new.to_bytes(), tags=[tag] if tag else [],
                               parent=state["image_id"])

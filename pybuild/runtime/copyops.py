@@ -102,13 +102,29 @@ def _parent_must_exist(dest: str, label: str) -> None:
                              " does not exist: no such directory")
 
 
+def content_size(path: str) -> int:
+    """Bytes of what a copy of `path` carries (files and link targets), for the CLI's
+    "Successfully copied" line."""
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        return st.st_size
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in dirnames + filenames:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
 def copy_out(cfs: ContainerFs, src: str, dest: str, *, follow: bool = False,
-             archive: bool = False) -> None:
-    """CONTAINER:SRC -> host DEST (a tar on stdout when DEST is "-")."""
+             archive: bool = False) -> int:
+    """CONTAINER:SRC -> host DEST (a tar on stdout when DEST is "-"); the bytes copied."""
     path, dot, slash = _split(src)
     owner = None if archive else (os.geteuid(), os.getegid())
 
-    def work(root: str) -> None:
+    def work(root: str) -> int:
         full = _in_container(root, path, follow or dot or slash)
         if not os.path.lexists(full):
             raise ContainerError(f"Could not find the file {src} in container {cfs.name}")
@@ -117,17 +133,18 @@ def copy_out(cfs: ContainerFs, src: str, dest: str, *, follow: bool = False,
         if dest == "-":
             out = sys.stdout.buffer
             out.flush()
-            write_tar(full, os.path.basename(full.rstrip("/")) if not dot else "", _FdSink(1))
-            return
+            return write_tar(full, os.path.basename(full.rstrip("/")) if not dot else "",
+                             _FdSink(1))
         d, _ddot, dslash = _split(dest)
         _place(full, dot, d if not dest.endswith("/") else d + "/", dslash, dest, owner)
+        return content_size(full)
 
-    cfs.view.call(work)
+    return cfs.view.call(work)
 
 
 def copy_in(cfs: ContainerFs, src: str, dest: str, *, follow: bool = False,
-            archive: bool = False) -> None:
-    """host SRC -> CONTAINER:DEST (a tar from stdin when SRC is "-")."""
+            archive: bool = False) -> int:
+    """host SRC -> CONTAINER:DEST (a tar from stdin when SRC is "-"); the bytes copied."""
     owner = None if archive else (0, 0)
     if src != "-":
         path, dot, slash = _split(src)
@@ -138,16 +155,16 @@ def copy_in(cfs: ContainerFs, src: str, dest: str, *, follow: bool = False,
             raise ContainerError(f"{src}: not a directory")
     dpath, _ddot, dslash = _split(dest)
 
-    def work(root: str) -> None:
+    def work(root: str) -> int:
         target = _in_container(root, dpath, True)
         if src == "-":
             if not os.path.isdir(target):
                 raise ContainerError(f"destination \"{cfs.name}:{dest}\" must be a directory")
-            _untar(sys.stdin.buffer, target)
-            return
+            return _untar(sys.stdin.buffer, target)
         _place(host, dot, target, dslash, f"{cfs.name}:{dest}", owner)
+        return content_size(host)
 
-    cfs.view.call(work, write=True)
+    return cfs.view.call(work, write=True)
 
 
 # ---------------------------------------------------------------- tars
@@ -198,7 +215,7 @@ def write_tar(path: str, name: str, sink) -> int:
     return w.close()
 
 
-def _untar(stream, dest: str) -> None:
+def _untar(stream, dest: str) -> int:
     """A tar stream into the dir `dest`, confined to it (pybuild.image.unpack's rules, but
     `.wh.` names are refused rather than turned into overlay whiteouts)."""
     import tarfile
@@ -208,12 +225,14 @@ def _untar(stream, dest: str) -> None:
     from pybuild.image.unpack import Unpacker
 
     u = Unpacker(dest)
+    size = 0
     try:
         with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8",
                           errors="surrogateescape") as tf:
             for ti in tf:
                 if os.path.basename(ti.name.rstrip("/")).encode().startswith(WHITEOUT_PREFIX):
                     raise ContainerError(f"refusing tar entry {ti.name!r}: a whiteout name")
+                size += ti.size if ti.isreg() else 0
                 try:
                     u.entry(tf, ti)
                 except ImageError as e:
@@ -221,6 +240,7 @@ def _untar(stream, dest: str) -> None:
         u.finish()
     except tarfile.TarError as e:
         raise ContainerError(f"invalid tar stream: {e}") from None
+    return size
 
 
 def export(cfs: ContainerFs, fd: int) -> None:

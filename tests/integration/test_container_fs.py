@@ -61,6 +61,17 @@ def test_commit_then_run_and_build_on_it(pyrun, image_store, clean):
         images.close()
     hist = pyrun("history", "--no-trunc", "--format", "{{.Comment}}", "snap:1")
     assert hist.stdout.splitlines()[0] == "my message"
+    # the snapshot tars to the diff id the config records (save re-tars and verifies it)
+    res = pyrun("save", "-o", os.path.join(image_store, "snap.tar"), "snap:1")
+    assert res.returncode == 0, res.stderr
+    # a second commit of the unchanged container reuses the stored layer
+    res = pyrun("commit", "c1", "snap:again")
+    images = Images(image_store)
+    try:
+        again = images.get(images.resolve("snap:again")).config.diff_ids
+        assert again == images.get(image_id).config.diff_ids
+    finally:
+        images.close()
     # the committed image is a base like any other: commit a container of it again
     _made_image = pyrun("run", "--name", "c2", "snap:1", "sh", "-c", "echo two > /two")
     assert _made_image.returncode == 0, _made_image.stderr
@@ -235,3 +246,39 @@ def test_running_container_cp_commit_diff(image_store, tmp_path, clean):
             raise
     res = pyrun_in(image_store, "run", "--rm", "live:1", "cat", "/live", "/tmp/f")
     assert res.stdout == "live\nput\n", res.stderr
+
+
+def test_cp_summary_line_on_a_terminal(image_store, tmp_path):
+    """Docker's "Successfully copied" line goes to a terminal stderr; -q drops it."""
+    import pty
+
+    res = pyrun_in(image_store, "run", "--name", "t1", "busybox", "true")
+    assert res.returncode == 0, res.stderr
+    outs = []
+    for quiet in ((), ("-q",)):
+        master, slave = pty.openpty()
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "pybuild.cli.pyrun", "cp", *quiet, "t1:/etc/passwd",
+                 str(tmp_path / f"p{len(quiet)}")], env={**os.environ, "PYBUILD_ROOT": image_store},
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave, timeout=60)
+            assert proc.returncode == 0
+            os.close(slave)
+            slave = -1
+            chunks = []
+            while True:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            outs.append(b"".join(chunks).decode())
+        finally:
+            os.close(master)
+            if slave >= 0:
+                os.close(slave)
+    size = (tmp_path / "p0").stat().st_size
+    assert outs[0].strip() == f"Successfully copied {size}B to {tmp_path / 'p0'}"
+    assert outs[1] == ""
