@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
 import tarfile
@@ -15,7 +14,7 @@ import time
 import pytest
 
 from tests.plugins.runtime import child_pids, mount_points
-from tests.plugins.volumes import container_ids, pyrun_in
+from tests.plugins.volumes import pyrun_in
 
 pytestmark = pytest.mark.root
 
@@ -202,27 +201,21 @@ def test_cp_hostile_paths_stay_inside(pyrun, image_store, tmp_path, clean):
 
 
 def test_running_container_cp_commit_diff(image_store, tmp_path, clean):
-    """A container in the foreground of another pyrun: cp into it lands in its own view,
-    commit pauses it (SIGSTOP fallback without a cgroup) and captures its files."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pybuild.cli.pyrun", "run", "--name", "live", "busybox", "sh",
-         "-c", "trap 'exit 0' TERM; echo live > /live; while true; do sleep 0.1; done"],
-        env={**os.environ, "PYBUILD_ROOT": image_store}, stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    """A detached container: cp into it lands in its own view, commit pauses it (SIGSTOP
+    fallback without a cgroup) and captures its files, diff and cp read it live."""
+    res = pyrun_in(image_store, "run", "-d", "--name", "live", "busybox", "sh", "-c",
+                   "trap 'exit 0' TERM; echo live > /live; while true; do sleep 0.1; done")
+    assert res.returncode == 0, res.stderr
+    cid = res.stdout.strip()
     try:
+        state: dict = {}
         deadline = time.time() + 30
-        state = {}
         while time.time() < deadline:
-            ids = container_ids(image_store)
-            if ids:
-                try:
-                    with open(os.path.join(image_store, "containers", ids[0], "state.json")) as f:
-                        state = json.load(f)
-                except (FileNotFoundError, ValueError):  # not written yet
-                    state = {}
-                if state.get("pid") and os.path.exists(
-                        os.path.join(image_store, "containers", ids[0], "upper", "live")):
-                    break
+            with open(os.path.join(image_store, "containers", cid, "state.json")) as f:
+                state = json.load(f)
+            if state.get("pid") and os.path.exists(
+                    os.path.join(image_store, "containers", cid, "upper", "live")):
+                break
             time.sleep(0.05)
         assert state.get("pid"), "the container did not start"
         (tmp_path / "f").write_text("put\n")
@@ -232,18 +225,13 @@ def test_running_container_cp_commit_diff(image_store, tmp_path, clean):
             assert f.read() == "put\n"  # seen inside the running container
         res = pyrun_in(image_store, "commit", "-m", "live", "live", "live:1")
         assert res.returncode == 0, res.stderr
+        assert pyrun_in(image_store, "ps", "-q", "-f", "status=running").stdout.strip() == cid[:12]
         changes = pyrun_in(image_store, "diff", "live").stdout.splitlines()
         assert changes == ["A /live", "C /tmp", "A /tmp/f"]
         res = pyrun_in(image_store, "cp", "live:/live", "-", text=False)
         assert res.returncode == 0 and b"live\n" in res.stdout
     finally:
-        proc.send_signal(signal.SIGTERM)  # pyrun passes it on; the trap ends the loop
-        try:
-            proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            raise
+        assert pyrun_in(image_store, "rm", "-f", "live").returncode == 0
     res = pyrun_in(image_store, "run", "--rm", "live:1", "cat", "/live", "/tmp/f")
     assert res.stdout == "live\nput\n", res.stderr
 

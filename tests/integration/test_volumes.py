@@ -91,9 +91,14 @@ def test_anonymous_volumes_and_image_volume(pyrun, image_store, clean):
                 "touch /srv/data/g && ls /srv/data")
     assert res.stdout.split() == ["f", "g"], res.stderr
     assert volume_names(image_store) == anon  # borrowed volumes stay with their owner
-    from pybuild.runtime import Container
-
-    Container(os.path.join(image_store, "containers"), cid).remove(volumes=True)  # rm -v
+    res = pyrun("rm", "keeper")  # without -v the anonymous volumes stay, as in Docker
+    assert res.returncode == 0 and volume_names(image_store) == anon
+    res = pyrun("volume", "prune", "-f")  # now unused: prune takes anonymous volumes
+    assert res.stdout.splitlines()[:3] == ["Deleted Volumes:", *anon]
+    assert volume_names(image_store) == []
+    res = pyrun("run", "--name", "keeper2", "withvol:1", "true")
+    assert res.returncode == 0 and len(volume_names(image_store)) == 2
+    assert pyrun("rm", "-v", "keeper2").returncode == 0
     assert volume_names(image_store) == []
 
 
