@@ -121,3 +121,25 @@ def test_heredoc_fixture_and_copy_from_an_image(builder):
                           'ENTRYPOINT ["/bin/busybox", "cat", "/motd"]\n')
     builder.build(ctx, tags=("fromimage:1",))
     assert builder.pyrun("run", "--rm", "fromimage:1").stdout == "Welcome to a pybuild image.\n"
+
+
+def test_cached_rebuild_stats_the_context_and_reads_nothing(builder, tmp_path, monkeypatch):
+    ctx = tmp_path / "many"
+    (ctx / "src").mkdir(parents=True)
+    for i in range(200):
+        (ctx / "src" / f"f{i}").write_text(f"{i}\n")
+    (ctx / "Dockerfile").write_text("FROM busybox\nCOPY src /src\n")
+    old = time.time() - 60  # older than the racy window: the memo may keep their hashes
+    for p in (ctx / "src").iterdir():
+        os.utime(p, (old, old))
+    builder.build(str(ctx))
+    from pybuild.builder.steps import copy as copy_step
+
+    reads = []
+    real = copy_step.file_digest
+    monkeypatch.setattr(copy_step, "file_digest", lambda path: reads.append(path) or real(path))
+    again = builder.build(str(ctx))
+    assert reads == [] and len(again.names(VertexCached)) == 2
+    (ctx / "src" / "f7").write_text("changed\n")
+    builder.build(str(ctx))
+    assert reads == [str(ctx / "src" / "f7")]  # only the changed file is read again
