@@ -349,10 +349,23 @@ class _Build:
 
     def _export(self, result: StageResult) -> BuildResult:
         from pybuild.builder.stage import image_config
+        from pybuild.image import reference as refs
 
-        def write() -> str:
+        vertex = self.vertex("exporting to image")
+        started = time.monotonic()
+        self.progress.emit(VertexStarted(vertex, started))
+
+        def say(line: str) -> None:
+            self.progress.emit(VertexLog(vertex, 1, f"{line}\n".encode(), time.monotonic()))
+
+        try:
             config = image_config(result, self.options.source_date_epoch, self.options.labels)
-            return self.images.put(config.to_bytes(), tags=self.options.tags)
-
-        image_id = self.internal("exporting to image", write)
+            image_id = self.images.put(config.to_bytes(), tags=self.options.tags)
+        except BaseException as e:
+            self.progress.emit(VertexFailed(vertex, time.monotonic() - started, str(e)))
+            raise
+        say(f"writing image {image_id} done")
+        for tag in self.options.tags:
+            say(f"naming to {refs.parse_tagged(tag)} done")
+        self.progress.emit(VertexDone(vertex, time.monotonic() - started))
         return BuildResult(image_id, tuple(self.options.tags))
