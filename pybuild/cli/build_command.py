@@ -214,7 +214,8 @@ def build(
         platform=platform,
         source_date_epoch=_source_date_epoch(args),
     )
-    root = store_root()
+    parent = click.get_current_context().find_root().obj  # `pyrun --root R build ...`
+    root = store_root(parent.get("root") if isinstance(parent, dict) else None)
     printer = _progress("quiet" if quiet else progress)
     previous = signal.signal(signal.SIGTERM, _sigterm)
     try:

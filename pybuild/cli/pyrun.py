@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "image": "pybuild.cli.images:image_group",
     "bootstrap": "pybuild.cli.images:bootstrap_cmd",
     "system": "pybuild.cli.system:system",
+    # build (issue 5): the same command as `pybuild`
+    "build": "pybuild.cli.build_command:build",
     # runtime, foreground run (issue 4): pybuild.cli.run
     "run": "pybuild.cli.run:run",
     # registry (issue 6): pybuild.cli.registry

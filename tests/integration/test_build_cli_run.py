@@ -153,3 +153,24 @@ def test_output_local_and_oci(builder, tmp_path):
         assert "index.json" in tar.getnames()
     bad = builder.cli("--output", "type=nope", ctx)
     assert bad.returncode != 0 and "nope" in bad.stderr
+
+
+def test_pyrun_build_is_the_same_command(builder, tmp_path):
+    other = tmp_path / "other-root"
+    import shutil
+
+    shutil.copytree(builder.root, other, symlinks=True)
+    res = subprocess.run([sys.executable, "-m", "pybuild.cli.pyrun", "--root", str(other),
+                          "build", "-q", "-t", "viapyrun:1", "-"],
+                         input="FROM busybox\nENV VIA=pyrun\n", capture_output=True, text=True,
+                         timeout=120, env={k: v for k, v in os.environ.items()
+                                           if k != "PYBUILD_ROOT"})
+    assert res.returncode == 0, res.stderr
+    from pybuild.image.images import Images
+
+    images = Images(str(other))
+    try:
+        assert images.resolve("viapyrun:1") == res.stdout.strip()
+    finally:
+        images.close()
+    assert "docker.io/library/viapyrun:1" not in builder.tags()
