@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "system": "pybuild.cli.system:system",
     # build (issue 5): the same command as `pybuild`
     "build": "pybuild.cli.build_command:build",
+    "builder": "pybuild.cli.builder:builder_group",
     # runtime, foreground run (issue 4): pybuild.cli.run
     "run": "pybuild.cli.run:run",
     # registry (issue 6): pybuild.cli.registry

@@ -174,3 +174,24 @@ def test_pyrun_build_is_the_same_command(builder, tmp_path):
     finally:
         images.close()
     assert "docker.io/library/viapyrun:1" not in builder.tags()
+
+
+def test_system_df_and_builder_prune(builder):
+    ctx = builder.context("FROM busybox AS tmp\nRUN echo tmp > /tmp.txt\n"
+                          "FROM busybox\nRUN --mount=type=cache,target=/c touch /c/x\n"
+                          "RUN echo kept > /kept.txt\n")
+    assert builder.cli("-q", "-t", "pruned:1", ctx).returncode == 0
+    df = builder.pyrun("system", "df")
+    row = [line.split() for line in df.stdout.splitlines() if line.startswith("Build Cache")]
+    assert row and row[0][2:4] == ["2", "1"]  # two entries, one layer an image uses
+    assert builder.pyrun("builder", "prune").returncode == 0  # no tty: declined, nothing gone
+    res = builder.pyrun("builder", "prune", "-f")
+    assert res.returncode == 0 and "Deleted build cache objects: 2" in res.stdout
+    assert "Total reclaimed space:" in res.stdout
+    assert os.path.isdir(os.path.join(builder.root, "buildcache", "mounts"))  # kept without -a
+    assert builder.cat("pruned:1", "/kept.txt") == "kept\n"  # the image keeps its layers
+    again = builder.cli("--progress", "plain", "-t", "pruned:1", ctx)
+    assert again.returncode == 0 and "RUN echo kept" in again.stderr
+    assert again.stderr.count("CACHED") == 1  # only FROM
+    assert builder.pyrun("builder", "prune", "-a", "-f").returncode == 0
+    assert not os.path.exists(os.path.join(builder.root, "buildcache", "mounts"))
