@@ -57,6 +57,11 @@ COMMANDS: dict[str, str] = {
     "cp": "pybuild.cli.container_fs:cp_cmd",
     "diff": "pybuild.cli.container_fs:diff_cmd",
     "export": "pybuild.cli.container_fs:export_cmd",
+    "exec": "pybuild.cli.exec:exec_cmd",
+    "top": "pybuild.cli.monitor:top_cmd",
+    "stats": "pybuild.cli.monitor:stats_cmd",
+    "pause": "pybuild.cli.monitor:pause_cmd",
+    "unpause": "pybuild.cli.monitor:unpause_cmd",
 }
 
 

@@ -23,8 +23,8 @@ from pybuild.errors import ContainerError
 
 PARENT = "pybuild"
 CFS_PERIOD_US = 100_000          # Docker's period for --cpus
-V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer")
-V2_CONTROLLERS = ("memory", "cpu", "pids")
+V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "blkio")
+V2_CONTROLLERS = ("memory", "cpu", "pids", "io")
 _V1_UNLIMITED = 1 << 62          # anything above this in a v1 limit file means "no limit"
 
 
@@ -93,6 +93,8 @@ class Stats:
     cpu_usage_ns: int
     pids_current: int
     oom_kills: int
+    block_read: int = 0        # bytes read from block devices (v1 blkio, v2 io.stat)
+    block_write: int = 0
 
 
 # --- where the hierarchies are --------------------------------------------------------------
@@ -169,6 +171,45 @@ def _keyed(path: str) -> dict[str, int]:
         if len(parts) == 2 and parts[1].lstrip("-").isdigit():
             out[parts[0]] = int(parts[1])
     return out
+
+
+def _io_v2(path: str) -> dict[str, int]:
+    """io.stat: `MAJ:MIN rbytes=N wbytes=N ...` per device, summed."""
+    read = write = 0
+    try:
+        text = _read(path)
+    except FileNotFoundError:
+        return {}
+    for line in text.splitlines():
+        for field in line.split()[1:]:
+            key, _, value = field.partition("=")
+            if key == "rbytes":
+                read += int(value)
+            elif key == "wbytes":
+                write += int(value)
+    return {"block_read": read, "block_write": write}
+
+
+def _blkio_v1(directory: str | None) -> dict[str, int]:
+    """blkio.throttle.io_service_bytes: `MAJ:MIN Read N` lines (and Write, Total), as
+    Docker reads them."""
+    if directory is None:
+        return {}
+    read = write = 0
+    for name in ("blkio.throttle.io_service_bytes_recursive", "blkio.throttle.io_service_bytes"):
+        try:
+            text = _read(os.path.join(directory, name))
+        except (FileNotFoundError, PermissionError):
+            continue
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[2].isdigit():
+                if parts[1] == "Read":
+                    read += int(parts[2])
+                elif parts[1] == "Write":
+                    write += int(parts[2])
+        break
+    return {"block_read": read, "block_write": write}
 
 
 class Cgroup:
@@ -339,6 +380,7 @@ class Cgroup:
                 cpu_usage_ns=_keyed(os.path.join(d, "cpu.stat")).get("usage_usec", 0) * 1000,
                 pids_current=_read_int(os.path.join(d, "pids.current")),
                 oom_kills=self.oom_kills(),
+                **_io_v2(os.path.join(d, "io.stat")),
             )
         mem = self.paths["memory"]
         mem_stat = _keyed(os.path.join(mem, "memory.stat"))
@@ -352,9 +394,18 @@ class Cgroup:
             cpu_usage_ns=_read_int(os.path.join(cpuacct, "cpuacct.usage")) if cpuacct else 0,
             pids_current=_read_int(os.path.join(pids_dir, "pids.current")) if pids_dir else 0,
             oom_kills=self.oom_kills(),
+            **_blkio_v1(self.paths.get("blkio")),
         )
 
     # --- pause, kill, remove --------------------------------------------------------------
+
+    def thaw_if_frozen(self) -> None:
+        """Before killing: frozen v1 tasks take no signal, not even SIGKILL, until thawed."""
+        try:
+            if self.frozen():
+                self.thaw()
+        except (OSError, ContainerError):
+            pass
 
     def freeze(self) -> None:
         self._set_frozen(True)

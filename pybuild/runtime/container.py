@@ -238,15 +238,12 @@ class Container:
                      on_started: Callable[[int], None] | None,
                      on_console: Callable[[int], None] | None = None) -> int:
         from pybuild.runtime import sandbox, stdio
+        from pybuild.runtime.cgroups import Cgroup
 
-        limits = limits_of(spec)
-        cgroup = None
-        if limits is not None:
-            from pybuild.runtime.cgroups import Cgroup
-
-            cgroup = Cgroup.create(self.id, limits)
-            state["cgroup"] = {"version": cgroup.version, "paths": cgroup.paths}
-            self._save(state)
+        # a cgroup even without limits: stats, top, pause and exec find the container by it
+        cgroup = Cgroup.create(self.id, limits_of(spec))
+        state["cgroup"] = {"version": cgroup.version, "paths": cgroup.paths}
+        self._save(state)
         devices_cg = None
         if not state.get("privileged"):
             from pybuild.runtime import devices
@@ -258,8 +255,7 @@ class Container:
             try:
                 proc = sandbox.spawn(spec, rootfs, stdin_null=state["stdin_null"])
             except BaseException:
-                if cgroup is not None:
-                    cgroup.remove()
+                cgroup.remove()
                 if devices_cg is not None:
                     devices.remove(devices_cg)
                 raise
@@ -276,8 +272,7 @@ class Container:
             # before the command starts: its first fork is limited, no device is reachable
             if devices_cg is not None:
                 devices.add(devices_cg, proc.pid)
-            if cgroup is not None:
-                cgroup.add(proc.pid)
+            cgroup.add(proc.pid)
             if spec["process"].get("terminal"):
                 master = proc.receive_console()
                 if master is not None:
@@ -293,18 +288,22 @@ class Container:
                 fd, master = master, None
                 stdio.pump_pty(fd, not state["stdin_null"])
             code = proc.wait()
-            if cgroup is not None and code == 137 and cgroup.oom_killed():
+            # As Docker: any OOM kill in the container's cgroup marks it (the killed process
+            # may be a child; pid 1 then usually exits 137 too)
+            if cgroup.oom_killed():
                 state["oom_killed"] = True
             return code
         except BaseException:
             proc.kill()
+            cgroup.thaw_if_frozen()
             proc.wait()
             raise
         finally:
             if master is not None:
                 os.close(master)
-            if cgroup is not None:
-                cgroup.remove()
+            cgroup.thaw_if_frozen()  # a paused container's processes die only once thawed
+            state["paused"] = False
+            cgroup.remove()
             if devices_cg is not None:
                 devices.remove(devices_cg)
 
@@ -465,6 +464,7 @@ def reap_stale(containers_dir: str) -> list[str]:
 
             cg = Cgroup.load(state["cgroup"]["version"], state["cgroup"]["paths"])
             try:
+                cg.thaw_if_frozen()
                 cg.kill_all()
                 cg.remove()
             except (ContainerError, OSError):

@@ -70,8 +70,8 @@ def test_v2_writes_to_fake_tree(tmp_path):
     cg = Cgroup.create("c1", Limits(memory=32 << 20, cpus=0.5, pids=20), v2_root=str(root))
     d = root / "pybuild" / "c1"
     assert cg.version == "v2" and cg.paths == {"": str(d)}
-    assert _read(root / "cgroup.subtree_control") == "+memory +cpu +pids"
-    assert _read(root / "pybuild" / "cgroup.subtree_control") == "+memory +cpu +pids"
+    assert _read(root / "cgroup.subtree_control") == "+memory +cpu +pids +io"
+    assert _read(root / "pybuild" / "cgroup.subtree_control") == "+memory +cpu +pids +io"
     assert _read(d / "memory.max") == str(32 << 20)
     assert _read(d / "memory.swap.max") == str(32 << 20)  # Docker: swap = memory when unset
     assert _read(d / "cpu.max") == "50000 100000"

@@ -1,0 +1,71 @@
+"""Pure parts of exec/top/stats: the exec'd process's config, ps output parsing, Docker's
+size and CPU arithmetic, column layout."""
+
+from __future__ import annotations
+
+import pytest
+
+from pybuild.cli.monitor import TopError, _columns, _go_binary_size, parse_ps, stats_row
+from pybuild.runtime.exec import ExecRequest, exec_process
+from pybuild.runtime.stats import Sample, cpu_percent, memory_percent, memory_used
+
+SPEC = {"process": {"env": ["PATH=/bin", "A=1", "HOME=/root"], "cwd": "/srv",
+                    "user": {"uid": 0, "gid": 0, "additionalGids": [0]},
+                    "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"]},
+                    "rlimits": [], "noNewPrivileges": True}}
+
+
+def test_exec_process_takes_the_containers_config_and_the_overrides():
+    p = exec_process(SPEC, ExecRequest(args=("id",), env=("A=2", "B=3")))
+    assert p["env"] == ["PATH=/bin", "A=2", "HOME=/root", "B=3"]
+    assert p["cwd"] == "/srv" and p["user"]["uid"] == 0 and p["user_spec"] is None
+    assert p["noNewPrivileges"] and p["capabilities"]["bounding"] == ["CAP_KILL"]
+    assert not p["terminal"] and not p["explicit_home"]
+
+
+def test_exec_process_tty_workdir_user_privileged():
+    p = exec_process(SPEC, ExecRequest(args=("sh",), tty=True, workdir="/tmp", user="nobody",
+                                       privileged=True, env=("HOME=/x",)),
+                     all_capabilities=("CAP_KILL", "CAP_SYS_ADMIN"))
+    assert "TERM=xterm" in p["env"] and p["cwd"] == "/tmp" and p["user_spec"] == "nobody"
+    assert p["explicit_home"] and not p["noNewPrivileges"]
+    assert p["capabilities"]["effective"] == ["CAP_KILL", "CAP_SYS_ADMIN"]
+
+
+PS = """UID          PID    PPID  C STIME TTY          TIME CMD
+root           1       0  0 10:00 ?        00:00:01 /sbin/init
+root         200       1  0 10:01 ?        00:00:00 sh -c sleep 1 &  wait
+"""
+
+
+def test_parse_ps_keeps_rows_of_the_container_and_spaces_in_the_command():
+    rows = parse_ps(PS, {200})
+    assert rows[0][:2] == ["UID", "PID"] and len(rows) == 2
+    assert rows[1][-1] == "sh -c sleep 1 &  wait"
+
+
+@pytest.mark.parametrize("text", ["", "USER COMMAND\nroot init\n", "PID\nabc\n"])
+def test_parse_ps_bad_output(text):
+    with pytest.raises(TopError):
+        parse_ps(text, {1})
+
+
+def test_columns_like_tabwriter():
+    assert _columns([["A", "BB", "C"], ["xxxx", "y", "z"]], 5) == "A      BB   C\nxxxx   y    z\n"
+
+
+@pytest.mark.parametrize("n, text", [(0, "0B"), (1023, "1023B"), (1536, "1.5KiB"),
+                                     (32 << 20, "32MiB"), (int(31.32 * (1 << 30)), "31.32GiB")])
+def test_binary_sizes(n, text):
+    assert _go_binary_size(n) == text
+
+
+def test_cpu_and_memory_arithmetic():
+    a = Sample(True, system_ns=1_000_000_000, online_cpus=2, cpu_ns=0)
+    b = Sample(True, system_ns=3_000_000_000, online_cpus=2, cpu_ns=500_000_000,
+               memory_usage=10 << 20, memory_cache=2 << 20, memory_limit=32 << 20, pids=3)
+    assert cpu_percent(a, b) == pytest.approx(50.0)
+    assert cpu_percent(b, b) == 0.0
+    assert memory_used(b) == 8 << 20 and memory_percent(b) == pytest.approx(25.0)
+    row = stats_row("f" * 64, "", a, b, no_trunc=False)
+    assert row == ["f" * 12, "--", "50.00%", "8MiB / 32MiB", "25.00%", "0B / 0B", "0B / 0B", "3"]
