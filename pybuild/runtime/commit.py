@@ -24,22 +24,6 @@ def is_running(state: dict) -> bool:
         and process_start(pid) == state.get("pid_start")
 
 
-def _pid_namespace_members(pid: int) -> list[int]:
-    try:
-        ns = os.readlink(f"/proc/{pid}/ns/pid")
-    except OSError:
-        return []
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.readlink(f"/proc/{entry}/ns/pid") == ns:
-                    out.append(int(entry))
-            except OSError:
-                continue
-    return out
-
-
 @contextlib.contextmanager
 def paused(state: dict) -> Iterator[None]:
     """Freeze a running container: its freezer cgroup if it has one, else SIGSTOP to every
@@ -63,7 +47,9 @@ def paused(state: dict) -> Iterator[None]:
             if not was_frozen:
                 cg.thaw()
         return
-    members = _pid_namespace_members(state["pid"])
+    from pybuild.runtime.lookup import pid_namespace_members
+
+    members = pid_namespace_members(state["pid"])
     for p in members:
         with contextlib.suppress(ProcessLookupError):
             os.kill(p, signal.SIGSTOP)

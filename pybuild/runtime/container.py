@@ -290,8 +290,7 @@ class Container:
             code = proc.wait()
             # As Docker: any OOM kill in the container's cgroup marks it (the killed process
             # may be a child; pid 1 then usually exits 137 too)
-            if cgroup.oom_killed():
-                state["oom_killed"] = True
+            state["oom_killed"] = cgroup.oom_killed()
             return code
         except BaseException:
             proc.kill()

@@ -134,6 +134,12 @@ def send_signal(c: Container, state: dict, sig: int) -> None:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
+    if state.get("paused") and sig in (signal.SIGKILL, parse_signal(
+            state.get("stop_signal") or "SIGTERM")):
+        # as Docker: a frozen process takes the stop signal or SIGKILL only once thawed
+        from pybuild.runtime import pause
+
+        pause.resume(c, state)
 
 
 def mark_stopped_by_user(c: Container) -> None:

@@ -1,6 +1,5 @@
-"""Finding a container from the outside: by id, name or unique id prefix, and for a running
-one, the host pid of its first process and the cgroup it runs in (for exec, top, stats,
-pause)."""
+"""A running container seen from the outside: the host pid of its first process, the
+cgroup it runs in and the members of its pid namespace (for exec, top, stats, pause)."""
 
 from __future__ import annotations
 
@@ -10,32 +9,7 @@ import subprocess
 
 from pybuild.errors import ContainerStateError, NoSuchContainer
 from pybuild.runtime.container import BUILTIN, Container, process_start
-
-
-def find(containers_dir: str, ref: str) -> Container:
-    """Docker's order: a full id, then a name (with or without its leading "/"), then a
-    unique id prefix."""
-    if not ref:
-        raise NoSuchContainer(f"No such container: {ref}")
-    if len(ref) == 64 and os.path.isdir(os.path.join(containers_dir, ref)):
-        return Container(containers_dir, ref)
-    name = ref[1:] if ref.startswith("/") else ref
-    try:
-        target = os.readlink(os.path.join(containers_dir, ".names", name))
-        if os.path.isdir(os.path.join(containers_dir, target)):
-            return Container(containers_dir, target)
-    except OSError:
-        pass
-    try:
-        entries = os.listdir(containers_dir)
-    except FileNotFoundError:
-        raise NoSuchContainer(f"No such container: {ref}") from None
-    matches = [e for e in entries if len(e) == 64 and e.startswith(ref.lower())]
-    if len(matches) > 1:
-        raise NoSuchContainer(f"multiple IDs found with provided prefix: {ref}")
-    if not matches:
-        raise NoSuchContainer(f"No such container: {ref}")
-    return Container(containers_dir, matches[0])
+from pybuild.runtime.lifecycle import find
 
 
 def init_pid(container: Container, state: dict) -> int | None:

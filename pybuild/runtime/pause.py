@@ -47,6 +47,21 @@ def pause(container: Container, state: dict, pid: int) -> None:
     _record(container, True)
 
 
+def resume(container: Container, state: dict) -> None:
+    """Thaw a paused container that is being stopped or killed (no error if it is not)."""
+    cgroup = state.get("cgroup")
+    if state.get("runtime", BUILTIN) == BUILTIN and cgroup:
+        from pybuild.runtime.cgroups import Cgroup
+
+        Cgroup.load(cgroup["version"], cgroup["paths"]).thaw_if_frozen()
+    elif state.get("pid"):
+        try:
+            _set_frozen(container, state, state["pid"], False)
+        except ContainerError:
+            pass
+    _record(container, False)
+
+
 def unpause(container: Container, state: dict, pid: int) -> None:
     if not state.get("paused"):
         raise ContainerStateError(f"Container {container.id} is not paused")
