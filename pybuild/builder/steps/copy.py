@@ -122,8 +122,12 @@ def _prepare(request: CopyRequest, context: BuildContext | None, source_root: st
     if request.keep_git_dir:
         raise BuildError(f"{kw} --keep-git-dir: git sources are not supported by pybuild")
     excludes = _exclude_rules(request)
+    urls = [s for s in request.sources if is_url(s) and not is_git_source(s)]
+    if request.checksum is not None and (len(urls) != 1 or len(request.sources) != 1
+                                         or request.heredocs):
+        raise BuildError(f"{kw} --checksum can only be used with a single URL source")
+    # in the order written, heredocs last (BuildKit adds SourceContents after SourcePaths)
     items: list[Item] = []
-    urls: list[str] = []
     for source in request.sources:
         if is_git_source(source):
             if not request.add:
@@ -132,24 +136,18 @@ def _prepare(request: CopyRequest, context: BuildContext | None, source_root: st
         if is_url(source):
             if not request.add:
                 raise BuildError(f'{kw}: source can\'t be a URL for COPY: "{source}"')
-            urls.append(source)
-            continue
-        if source_root is not None:
+            from pybuild.builder.steps.copy_url import url_item
+
+            items.append(url_item(source, request, scratch_dir))
+        elif source_root is not None:
             items.extend(root_items(source_root, source, excludes, keep_owner=True,
                                     parents=request.parents))
         elif context is not None:
             items.extend(context_items(context, source, excludes, parents=request.parents))
         else:
             raise BuildError(f"{kw} {source}: no build context to copy from")
-    if request.checksum is not None and (len(urls) != 1 or items or request.heredocs):
-        raise BuildError(f"{kw} --checksum can only be used with a single URL source")
     for doc in request.heredocs:
         items.append(heredoc_item(doc, request.env))
-    if urls:
-        from pybuild.builder.steps.copy_url import url_item
-
-        for url in urls:
-            items.append(url_item(url, request, scratch_dir))
     if request.add and request.unpack is not False:
         from pybuild.builder.steps.copy_archive import mark_archives
 
