@@ -52,7 +52,10 @@ def parse_output(text: str) -> OutputSpec:
     if len(fields) == 1 and fields[0] == text and not text.startswith("type="):
         if text == "":
             raise PybuildError("invalid --output '': type is required for output")
-        return OutputSpec("tar", "-") if text == "-" else OutputSpec("local", text)
+        if text == "-":
+            return parse_output("type=tar,dest=-")
+        _check_dir_dest(text)
+        return OutputSpec("local", text)
     attrs: dict[str, str] = {}
     kind = ""
     for field in fields:
@@ -89,11 +92,23 @@ def parse_output(text: str) -> OutputSpec:
             raise PybuildError(f"invalid --output {text!r}: dest is required for local exporter")
         if dest == "-":
             raise PybuildError(f"invalid --output {text!r}: dest cannot be stdout for local exporter")
-    elif kind in ("oci", "tar"):
-        dest = dest or "-"
-    elif kind == "docker":
-        dest = dest or None
+        _check_dir_dest(dest)
+    elif kind in ("oci", "tar", "docker"):
+        dest = dest or ("-" if kind != "docker" else None)
+        # buildx checks where a file goes before the build starts, so do we
+        if dest == "-" and _isatty(sys.stdout):
+            raise PybuildError(f"dest file is required for {kind} exporter. "
+                               "refusing to write to console")
+        if dest not in (None, "-") and os.path.isdir(dest):
+            raise PybuildError(f"destination file {dest} is a directory")
     return OutputSpec(kind, dest, names, push)
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 def export(store_root: str, image_id: str, spec: OutputSpec, tags: Sequence[str] = (),
@@ -171,7 +186,7 @@ def _open_dest(spec: OutputSpec, stdout: BinaryIO | None):
     over it only when everything was written (a failed export leaves no half archive)."""
     if spec.dest == "-":
         out = stdout if stdout is not None else sys.stdout.buffer
-        if out.isatty():
+        if _isatty(out):
             raise PybuildError(f"dest file is required for {spec.type} exporter. "
                                "refusing to write to console")
         yield out

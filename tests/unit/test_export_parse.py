@@ -49,3 +49,26 @@ def test_bad_output(text, message):
         parse_output(text)
     assert message in str(err.value)
     assert repr(text) in str(err.value)
+
+
+def test_destinations_are_checked_before_the_build(tmp_path, monkeypatch):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(PybuildError, match="is a file"):
+        parse_output(f"type=local,dest={afile}")
+    with pytest.raises(PybuildError, match="is a file"):
+        parse_output(str(afile))
+    for kind in ("oci", "docker", "tar"):
+        with pytest.raises(PybuildError, match="is a directory"):
+            parse_output(f"type={kind},dest={tmp_path}")
+    assert parse_output(f"type=local,dest={tmp_path}") == OutputSpec("local", str(tmp_path))
+
+    class Tty:
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr("sys.stdout", Tty())
+    for text in ("-", "type=oci", "type=tar,dest=-", "type=docker,dest=-"):
+        with pytest.raises(PybuildError, match="refusing to write to console"):
+            parse_output(text)
+    assert parse_output("type=docker") == OutputSpec("docker", None)
