@@ -4,6 +4,7 @@ working directory, cgroup, capabilities, terminal, and Docker's exit codes."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 
@@ -119,3 +120,20 @@ def test_exec_it_allocates_a_terminal(run_container):
     finally:
         child.close()
     assert child.exitstatus == 5
+
+
+def test_exec_top_pause_with_runc(run_container):
+    if not shutil.which("runc"):
+        pytest.skip("runc is not installed")
+    c = run_container("--runtime", "runc", "-h", "rbox")
+    res = c.pyrun("exec", c.name, "sh", "-c", "hostname; ps -o pid,args | awk '$1 == 1'")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["rbox", "1", "sleep", "1000"]
+    res = c.pyrun("top", c.name)
+    assert [line.split(None, 7)[7] for line in res.stdout.splitlines()[1:]] == ["sleep 1000"]
+    assert c.pyrun("pause", c.name).returncode == 0
+    assert c.pyrun("exec", c.name, "true").returncode == 1
+    assert c.pyrun("unpause", c.name).returncode == 0
+    assert c.pyrun("exec", c.name, "true").returncode == 0
+    assert c.pyrun("kill", c.name).returncode == 0
+    assert c.proc.wait(timeout=30) == 137

@@ -70,6 +70,30 @@ def test_stats_no_stream_shows_the_limit_and_counters(run_container):
     assert res.returncode == 1 and "No such container" in res.stderr
 
 
+def test_stats_streams_until_interrupted(run_container):
+    import signal
+    import subprocess
+    import sys
+
+    c = run_container("-m", "40m")
+    proc = subprocess.Popen([sys.executable, "-m", "pybuild.cli.pyrun", "stats", c.name],
+                            env={**os.environ, "PYBUILD_ROOT": c.root},
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+    try:
+        out = ""
+        deadline = time.monotonic() + 20
+        while out.count("\033[2J\033[H") < 2 and time.monotonic() < deadline:
+            out += os.read(proc.stdout.fileno(), 4096).decode()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+        proc.stdout.close()
+    frames = [f for f in out.split("\033[2J\033[H") if f]
+    assert len(frames) >= 2
+    assert all(f.splitlines()[1].split()[:2] == [c.id[:12], c.name] for f in frames)
+    assert "/ 40MiB" in frames[-1]
+
+
 def _count(c) -> int:
     try:
         with open(os.path.join(c.dir, "upper", "tmp", "count")) as f:
