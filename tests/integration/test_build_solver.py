@@ -322,6 +322,13 @@ def test_run_cache_mount_and_network_none(builder):
     res = builder.pyrun("run", "--rm", "mounts:2", "ls", "/cache")
     assert res.stdout == ""  # the cache mount is not part of the layer
     assert builder.cat("mounts:2", "/nets") == "lo\n"  # --network=none: loopback only
+    owned = builder.context(
+        "FROM busybox\n"
+        "RUN --mount=type=cache,id=own,target=/c,uid=65534,gid=65534,mode=0700,sharing=locked "
+        "stat -c '%u %g %a' /c > /own\n"
+    )
+    builder.build(owned, tags=("mounts:3",))
+    assert builder.cat("mounts:3", "/own") == "65534 65534 700\n"
 
 
 def test_a_failing_stage_stops_its_parallel_sibling(builder, tmp_path):

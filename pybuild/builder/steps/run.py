@@ -39,6 +39,10 @@ class RunMount:
     source: str = ""  # cache: its id; bind: the path in the context (or in `from_`)
     readonly: bool = False
     from_: str | None = None  # bind: a stage or an image instead of the context
+    sharing: str = "shared"  # cache: shared | locked | private
+    mode: int = 0o755  # cache: the mode, owner and group of a new cache dir
+    uid: int = 0
+    gid: int = 0
 
 
 @dataclass(frozen=True)
@@ -99,8 +103,14 @@ def _mounts(command: Run, stage: StageConfig, ctx: MetaContext) -> tuple[RunMoun
         if not target.startswith("/"):
             target = os.path.normpath(os.path.join(stage.config.working_dir or "/", target))
         if m.type == "cache":
-            out.append(RunMount("cache", target, m.id or target, m.readonly))
+            out.append(RunMount("cache", target, m.id or target, m.readonly, None,
+                                m.sharing or "shared", 0o755 if m.mode is None else m.mode,
+                                m.uid or 0, m.gid or 0))
         elif m.type == "tmpfs":
+            if m.size:
+                raise DockerfileError("RUN --mount=type=tmpfs,size= is not supported by pybuild "
+                                      "(the tmpfs is an empty scratch dir without a limit)",
+                                      path=ctx.path, line=command.line)
             out.append(RunMount("tmpfs", target))
         else:
             out.append(RunMount("bind", target, m.source or ".", m.readonly, m.from_))
@@ -108,6 +118,9 @@ def _mounts(command: Run, stage: StageConfig, ctx: MetaContext) -> tuple[RunMoun
 
 
 def plan_run(command: Run, stage: StageConfig, ctx: MetaContext, build_network: str) -> RunPlan:
+    if command.security != "sandbox":
+        raise DockerfileError(f"RUN --security={command.security} is not supported by pybuild "
+                              "(steps always run sandboxed)", path=ctx.path, line=command.line)
     shell = stage.shell
     files: list[tuple[str, str]] = []
     if command.json:
@@ -133,7 +146,8 @@ def plan_run(command: Run, stage: StageConfig, ctx: MetaContext, build_network: 
     key_text = json.dumps(
         {"run": list(argv), "env": list(stage.config.env), "user": stage.config.user,
          "workdir": stage.config.working_dir or "/", "network": network,
-         "files": files, "mounts": [[m.kind, m.target, m.source, m.readonly, m.from_] for m in mounts]},
+         "files": files, "mounts": [[m.kind, m.target, m.source, m.readonly, m.from_, m.mode, m.uid, m.gid]
+                    for m in mounts]},
         sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return RunPlan(argv, tuple(env), stage.config.user, stage.config.working_dir or "/",
                    network, tuple(files), mounts, created_by, key_text, {**args, **proxies})
@@ -175,9 +189,55 @@ def execute_run(plan: RunPlan, *, lower_dirs: list[str], upper_dir: str, work_di
     `from=` of bind mounts to read-only views of those stages/images. Returns the exit code
     and the last lines of output. Raises BuildError when the command cannot start."""
     from pybuild.runtime.spec import BindMount
-    from pybuild.runtime.step import run_step
 
     binds: list[BindMount] = []
+    locks: list[int] = []
+    try:
+        return _execute(plan, binds, locks, lower_dirs, upper_dir, work_dir, scratch_dir,
+                        context_dir, cache_root, on_output, sources)
+    finally:
+        for fd in locks:
+            os.close(fd)  # releases the cache mounts' flocks
+
+
+def _cache_dir(m: RunMount, cache_root: str, scratch_dir: str, i: int, locks: list[int]) -> str:
+    """The host dir of a cache mount: made with the mount's mode and owner the first time;
+    `locked` waits for other writers, `private` takes a fresh dir while another one runs."""
+    import fcntl
+
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", m.source).strip(".") or "cache"
+    host = os.path.join(cache_root, name)
+    if not os.path.isdir(host):
+        os.makedirs(cache_root, 0o755, exist_ok=True)
+        tmp = f"{host}.new-{os.getpid()}-{i}"
+        os.mkdir(tmp)
+        os.chmod(tmp, m.mode)
+        os.chown(tmp, m.uid, m.gid)
+        try:
+            os.rename(tmp, host)
+        except OSError:  # another build made it first
+            os.rmdir(tmp)
+    if m.sharing == "shared":
+        return host
+    fd = os.open(host, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if m.sharing == "private" else 0))
+    except BlockingIOError:
+        os.close(fd)
+        private = os.path.join(scratch_dir, f"cache-{i}")
+        os.mkdir(private)
+        os.chmod(private, m.mode)
+        os.chown(private, m.uid, m.gid)
+        return private
+    locks.append(fd)
+    return host
+
+
+def _execute(plan, binds, locks, lower_dirs, upper_dir, work_dir, scratch_dir, context_dir,
+             cache_root, on_output, sources) -> tuple[int, list[str]]:
+    from pybuild.runtime.spec import BindMount
+    from pybuild.runtime.step import run_step
+
     for i, (path, content) in enumerate(plan.files):
         host = os.path.join(scratch_dir, f"heredoc-{i}")
         with open(host, "w") as f:
@@ -186,9 +246,7 @@ def execute_run(plan: RunPlan, *, lower_dirs: list[str], upper_dir: str, work_di
         binds.append(BindMount(host, path, readonly=True))
     for i, m in enumerate(plan.mounts):
         if m.kind == "cache":
-            name = re.sub(r"[^A-Za-z0-9_.-]", "_", m.source).strip(".") or "cache"
-            host = os.path.join(cache_root, name)
-            os.makedirs(host, 0o755, exist_ok=True)
+            host = _cache_dir(m, cache_root, scratch_dir, i, locks)
         elif m.kind == "tmpfs":
             host = os.path.join(scratch_dir, f"tmpfs-{i}")
             os.makedirs(host, 0o1777, exist_ok=True)
