@@ -329,6 +329,17 @@ def test_run_cache_mount_and_network_none(builder):
     )
     builder.build(owned, tags=("mounts:3",))
     assert builder.cat("mounts:3", "/own") == "65534 65534 700\n"
+    # a read-write bind of the context: the step writes, the context stays as it was
+    rw = builder.context(
+        "FROM busybox\n"
+        "RUN --mount=type=bind,target=/ctx,rw echo x >> /ctx/data && "
+        "rm /ctx/Dockerfile && cat /ctx/data > /seen\n"
+        "RUN --mount=type=bind,source=data,target=/d.txt,rw echo y >> /d.txt\n",
+        {"data": "orig\n"})
+    builder.build(rw, tags=("mounts:4",))
+    assert builder.cat("mounts:4", "/seen") == "orig\nx\n"
+    assert open(os.path.join(rw, "data")).read() == "orig\n"
+    assert os.path.exists(os.path.join(rw, "Dockerfile"))
 
 
 def test_a_failing_stage_stops_its_parallel_sibling(builder, tmp_path):

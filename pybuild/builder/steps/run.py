@@ -191,16 +191,37 @@ def execute_run(plan: RunPlan, *, lower_dirs: list[str], upper_dir: str, work_di
     from pybuild.runtime.spec import BindMount
 
     binds: list[BindMount] = []
-    locks: list[int] = []
+    undo: list[Callable[[], None]] = []  # flocks to release, writable views to unmount
     try:
-        return _execute(plan, binds, locks, lower_dirs, upper_dir, work_dir, scratch_dir,
+        return _execute(plan, binds, undo, lower_dirs, upper_dir, work_dir, scratch_dir,
                         context_dir, cache_root, on_output, sources)
     finally:
-        for fd in locks:
-            os.close(fd)  # releases the cache mounts' flocks
+        for fn in reversed(undo):
+            fn()
 
 
-def _cache_dir(m: RunMount, cache_root: str, scratch_dir: str, i: int, locks: list[int]) -> str:
+def _writable_view(host: str, scratch_dir: str, i: int, undo: list) -> str:
+    """A read-write bind (`rw`): the step may write, but never into the context or another
+    stage; its writes land in a scratch overlay (or a copy of a file) thrown away after."""
+    import shutil
+
+    base = os.path.join(scratch_dir, f"rw-{i}")
+    if not os.path.isdir(host):
+        os.makedirs(base)
+        copy = os.path.join(base, os.path.basename(host))
+        shutil.copy2(host, copy)
+        return copy
+    from pybuild.runtime.mounts import Rootfs, mount_overlay, unmount_tree
+
+    upper, work, merged = (os.path.join(base, d) for d in ("upper", "work", "merged"))
+    for d in (upper, work, merged):
+        os.makedirs(d)
+    mount_overlay(Rootfs((host,), upper, work, merged))
+    undo.append(lambda: unmount_tree(merged))
+    return merged
+
+
+def _cache_dir(m: RunMount, cache_root: str, scratch_dir: str, i: int, undo: list) -> str:
     """The host dir of a cache mount: made with the mount's mode and owner the first time;
     `locked` waits for other writers, `private` takes a fresh dir while another one runs."""
     import fcntl
@@ -229,11 +250,11 @@ def _cache_dir(m: RunMount, cache_root: str, scratch_dir: str, i: int, locks: li
         os.chmod(private, m.mode)
         os.chown(private, m.uid, m.gid)
         return private
-    locks.append(fd)
+    undo.append(lambda: os.close(fd))  # closing releases the flock
     return host
 
 
-def _execute(plan, binds, locks, lower_dirs, upper_dir, work_dir, scratch_dir, context_dir,
+def _execute(plan, binds, undo, lower_dirs, upper_dir, work_dir, scratch_dir, context_dir,
              cache_root, on_output, sources) -> tuple[int, list[str]]:
     from pybuild.runtime.spec import BindMount
     from pybuild.runtime.step import run_step
@@ -246,7 +267,7 @@ def _execute(plan, binds, locks, lower_dirs, upper_dir, work_dir, scratch_dir, c
         binds.append(BindMount(host, path, readonly=True))
     for i, m in enumerate(plan.mounts):
         if m.kind == "cache":
-            host = _cache_dir(m, cache_root, scratch_dir, i, locks)
+            host = _cache_dir(m, cache_root, scratch_dir, i, undo)
         elif m.kind == "tmpfs":
             host = os.path.join(scratch_dir, f"tmpfs-{i}")
             os.makedirs(host, 0o1777, exist_ok=True)
@@ -260,6 +281,8 @@ def _execute(plan, binds, locks, lower_dirs, upper_dir, work_dir, scratch_dir, c
             if not os.path.exists(host):
                 where = f"in {m.from_}" if m.from_ else "in the build context"
                 raise BuildError(f"RUN --mount: {m.source}: not found {where}")
+            if not m.readonly:
+                host = _writable_view(host, scratch_dir, i, undo)
         binds.append(BindMount(host, m.target, readonly=m.readonly))
 
     tail = _Tail()
