@@ -62,6 +62,7 @@ def reap_stale(store: Store) -> int:
     return reaped
 
 
+
 class Workspace:
     """tmp/build-XXXX for one build; close() unmounts and removes everything under it."""
 

@@ -105,18 +105,38 @@ def test_sigterm_during_run_cleans_up(builder, tmp_path):
     assert res.returncode == 0 and "CACHED" in res.stderr
 
 
+def _sleepers(marker: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if f.read().split(b"\0")[:2] == [b"sleep", marker.encode()]:
+                    found.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
 def test_the_next_build_reaps_what_kill_9_left(builder):
-    ctx = builder.context("FROM busybox\nRUN echo started; sleep 1\n")
+    marker = str(600 + os.getpid() % 300)  # a sleep no other test runs
+    ctx = builder.context(f"FROM busybox\nRUN echo started; sleep {marker}\n")
     proc = _start_until(builder, ctx, b"started")
     proc.kill()
     proc.wait()
     proc.stderr.close()
-    assert len(_workspaces(builder)) == 1
-    time.sleep(1.5)  # the orphaned step ends on its own (its sleep)
-    res = builder.cli("-q", builder.context("FROM busybox\nENV A=1\n"))
-    assert res.returncode == 0, res.stderr
-    assert _workspaces(builder) == [] and mount_points(builder.root) == set()
-    assert "docker.io/library/term:1" not in builder.tags()
+    try:
+        deadline = time.monotonic() + 10
+        while _sleepers(marker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _sleepers(marker) == []  # the step's sandbox dies with the build
+        assert len(_workspaces(builder)) == 1  # but its workspace is left behind
+        res = builder.cli("-q", builder.context("FROM busybox\nENV A=1\n"))
+        assert res.returncode == 0, res.stderr
+        assert _workspaces(builder) == [] and mount_points(builder.root) == set()
+        assert "docker.io/library/term:1" not in builder.tags()
+    finally:
+        for pid in _sleepers(marker):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_pull_missing_base_from_a_registry_and_push(builder, registry, docker_config):
