@@ -52,14 +52,38 @@ def _is_archive(data: bytes) -> bool:
     )
 
 
-def read_dockerfile(context: str, dockerfile: str | None) -> tuple[bytes, str, str]:
-    """-> (Dockerfile bytes, the path to show, the name errors use, as BuildKit's `Dockerfile:3`)."""
+def extract_context(data: bytes, dest: str) -> None:
+    """A context archive from stdin (tar, maybe gzip/bzip2/xz/zstd) -> files under `dest`,
+    with tarfile's `data` filter: no absolute names, no `..`, no links out, no devices."""
+    import io
+    import tarfile
+
+    if data[:4] == b"\x28\xb5\x2f\xfd":
+        import zstandard
+
+        data = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)).read()
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+            tar.extractall(dest, filter="data")
+    except (tarfile.TarError, OSError) as e:
+        raise ContextError(f"cannot read the build context archive from stdin: {e}") from None
+
+
+def read_dockerfile(context: str, dockerfile: str | None,
+                    unpack_into: str | None = None) -> tuple[bytes, str, str]:
+    """-> (Dockerfile bytes, the path to show, the name errors use, as BuildKit's `Dockerfile:3`).
+    A context archive on stdin is extracted into `unpack_into` (refused without one); the
+    Dockerfile is then read from it (`-f` names a path inside the archive, as in Docker)."""
     if context == "-":
         if dockerfile == "-":
             raise ContextError("can't use stdin for both build context and dockerfile")
         data = sys.stdin.buffer.read()
         if _is_archive(data):
-            raise ContextError("a build context archive on stdin is not supported yet")
+            if unpack_into is None:
+                raise ContextError("a build context archive on stdin needs a place to unpack")
+            extract_context(data, unpack_into)
+            inside = os.path.normpath(os.path.join("/", dockerfile or "Dockerfile")).lstrip("/")
+            return read_dockerfile(unpack_into, os.path.join(unpack_into, inside))
         if dockerfile is None:  # `pybuild -`: stdin is the Dockerfile, the context is empty
             return data, "-", "Dockerfile"
     elif not os.path.isdir(context):
@@ -176,10 +200,6 @@ def build(
     if debug:
         os.environ["PYBUILD_DEBUG"] = "1"
     args = _build_args(build_args)
-    data, shown, name = read_dockerfile(context, dockerfile)
-    if plan is not None:
-        _plan(data, shown, name, args, target, plan)
-        return
     from pybuild.image import reference as refs
 
     for tag in tags:
@@ -187,6 +207,27 @@ def build(
             refs.parse_tagged(tag)
         except PybuildError as e:
             raise click.BadParameter(f"invalid argument {tag!r}: {e}", param_hint="'-t'") from None
+    import tempfile
+
+    unpacked = tempfile.mkdtemp(prefix="pybuild-context-") if context == "-" else None
+    try:
+        data, shown, name = read_dockerfile(context, dockerfile, unpacked)
+        if plan is not None:
+            _plan(data, shown, name, args, target, plan)
+            return
+        if unpacked is not None and os.listdir(unpacked):  # the context came as an archive
+            context, dockerfile = unpacked, shown
+        _build(context, tags, dockerfile, data, args, target, no_cache, pull, progress, quiet,
+               labels, network, output, iidfile, platform, push)
+    finally:
+        if unpacked is not None:
+            import shutil
+
+            shutil.rmtree(unpacked, ignore_errors=True)
+
+
+def _build(context, tags, dockerfile, data, args, target, no_cache, pull, progress, quiet,
+           labels, network, output, iidfile, platform, push) -> None:
     if push and not tags:
         raise click.UsageError("--push needs at least one -t reference to push")
     output_spec = None

@@ -215,3 +215,21 @@ def test_system_df_and_builder_prune(builder):
     assert again.stderr.count("CACHED") == 1  # only FROM
     assert builder.pyrun("builder", "prune", "-a", "-f").returncode == 0
     assert not os.path.exists(os.path.join(builder.root, "buildcache", "mounts"))
+
+
+def test_context_archive_on_stdin(builder, tmp_path):
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in (("Dockerfile", b"FROM busybox\nCOPY hello.txt /hello.txt\n"),
+                           ("hello.txt", b"from the archive\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    res = subprocess.run([sys.executable, "-m", "pybuild.cli.build", "-q", "-t", "arch:1", "-"],
+                         input=buf.getvalue(), capture_output=True, timeout=120,
+                         env={**os.environ, "PYBUILD_ROOT": builder.root})
+    assert res.returncode == 0, res.stderr
+    assert builder.cat("arch:1", "/hello.txt") == "from the archive\n"

@@ -90,16 +90,20 @@ def test_context_from_stdin_is_the_dockerfile():
     assert "base:  image alpine:3.19" in r.stdout.decode()
 
 
-def test_tar_context_on_stdin_is_refused():
+def test_tar_context_on_stdin():
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo("Dockerfile")
-        data = b"FROM busybox\n"
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in (("Dockerfile", b"FROM busybox\n"), ("sub/Other", b"FROM alpine\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
     r = pybuild("--plan", "-", stdin=buf.getvalue())
-    assert r.returncode == 1
-    assert "archive on stdin is not supported yet" in r.stderr.decode()
+    assert r.returncode == 0, r.stderr
+    assert "image busybox" in r.stdout.decode()
+    r = pybuild("--plan", "-f", "sub/Other", "-", stdin=buf.getvalue())
+    assert r.returncode == 0 and "image alpine" in r.stdout.decode(), r.stderr
+    r = pybuild("--plan", "-", stdin=b"\x1f\x8b not really gzip")
+    assert r.returncode == 1 and "build context archive" in r.stderr.decode()
 
 
 def test_stdin_cannot_be_both():
