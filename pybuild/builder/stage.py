@@ -187,7 +187,8 @@ class StageBuild:
     def _workdir(self, command: Workdir, created_by: str) -> None:
         build = self.build
         path = self.conf.config.working_dir
-        key = step_key(self.result.key, json.dumps({"workdir": path}), None, None,
+        user = self.conf.config.user
+        key = step_key(self.result.key, json.dumps({"workdir": path, "user": user}), None, None,
                        build.epoch_content())
         vertex = self.vertex(command)
 
@@ -201,7 +202,20 @@ class StageBuild:
                 return Committed(None, None)
             dirs = build.workspace.step_dirs()
             with build.workspace.mounted(dirs, lowers) as merged:
-                os.makedirs(secure_join(merged, path), 0o755, exist_ok=True)
+                owner = None
+                if user:  # BuildKit makes the dirs as the USER of the stage
+                    from pybuild.runtime.identity import identity_from_layers
+
+                    who = identity_from_layers(user, (dirs.upper, *lowers))
+                    owner = (who.uid, who.gid)
+                parts = [p for p in path.split("/") if p]
+                for i in range(1, len(parts) + 1):
+                    target = secure_join(merged, "/".join(parts[:i]))
+                    if not os.path.lexists(target):
+                        os.mkdir(target, 0o755)
+                        os.chmod(target, 0o755)  # whatever the umask
+                        if owner is not None:
+                            os.chown(target, *owner)
             return build.workspace.commit(dirs, self._parent_chain(),
                                           build.options.source_date_epoch)
 

@@ -82,6 +82,10 @@ def test_workdir_env_arg_interplay(builder):
     assert builder.config("interplay:1")["config"]["WorkingDir"] == "/x/g1"
     res = builder.pyrun("run", "--rm", "interplay:1", "sh", "-c", "ls -d /base/deeper; pwd")
     assert res.stdout == "/base/deeper\n/x/g1\n", res.stderr
+    owned = builder.context("FROM busybox\nUSER nobody\nWORKDIR /srv/app\nWORKDIR /tmp\n")
+    builder.build(owned, tags=("owned:1",))
+    res = builder.pyrun("run", "--rm", "owned:1", "stat", "-c", "%U %a", "/srv", "/srv/app", "/tmp")
+    assert res.stdout == "nobody 755\nnobody 755\nroot 1777\n", res.stderr
 
 
 def test_user_and_shell(builder):
