@@ -29,7 +29,7 @@ def test_demo(tmp_path):
     cached, _, _ = rest.partition("$ pyrun images")
     assert "RUN mkdir -p /www\n#4 DONE" in first
     assert cached.count("CACHED") == 3 and " DONE" not in cached.replace("#1 DONE", "").replace(
-        "#2 DONE", "").replace("context\n#6 DONE", "").replace("image\n#7 DONE", "")
+        "#2 DONE", "").replace("context\n#6 DONE", "").replace(" done\n#7 DONE", "")
     assert "<h1>Hello from a pybuild image</h1>" in out
     assert "busybox-net-http" in out and "Up " in out and "127.0.0.1:" in out
     assert "COPY index.html /www/index.html" in out  # the history row
