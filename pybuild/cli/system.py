@@ -13,6 +13,7 @@ from pybuild.cli.images_fmt import human_size
 # Other areas (containers, volumes, build cache) append theirs, in Docker's row order.
 DF_ROWS: list[str] = [
     "pybuild.image.usage:image_usage",
+    "pybuild.runtime.volumes:volume_usage",
     "pybuild.cache.usage:cache_usage",
 ]
 

@@ -11,8 +11,13 @@ import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pybuild.errors import ContainerError
+
+if TYPE_CHECKING:  # system df only
+    from pybuild.image.store import Store
+    from pybuild.image.usage import Usage
 
 DRIVER = "local"
 # Docker 23+: anonymous volumes carry this label; `volume prune` removes only those by default
@@ -285,3 +290,17 @@ def _remove_tree(path: str) -> None:
     from pybuild.image.snapshots import remove_tree
 
     remove_tree(path)
+
+
+def volume_usage(store: Store) -> Usage:
+    """`system df`'s "Local Volumes" row: volumes in use by a container are active; the
+    others' data is reclaimable."""
+    from pybuild.image.usage import Usage
+
+    vols = Volumes(store.root)
+    used = {m.get("Name") for _cid, state in _container_states(store.root)
+            for m in state.get("mounts") or () if m.get("Type") == "volume"}
+    listed = vols.list()
+    sizes = {v.name: tree_size(v.mountpoint) for v in listed}
+    return Usage("Local Volumes", len(listed), sum(1 for v in listed if v.name in used),
+                 sum(sizes.values()), sum(n for name, n in sizes.items() if name not in used))

@@ -78,6 +78,16 @@ def test_commit_then_run_and_build_on_it(pyrun, image_store, clean):
     assert res.returncode == 0, res.stderr
     res = pyrun("run", "--rm", "snap:2", "sh", "-c", "cat /hello /two")
     assert res.stdout == "hello\ntwo\n"
+    # and a Dockerfile's FROM
+    ctx = os.path.join(image_store, "ctx")
+    os.makedirs(ctx)
+    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+        f.write('FROM snap:1\nRUN cat /hello /opt/x/y > /built\nCMD ["cat", "/built"]\n')
+    build = subprocess.run([sys.executable, "-m", "pybuild.cli.build", "--progress", "plain",
+                            "-t", "fromsnap:1", ctx], env={**os.environ, "PYBUILD_ROOT": image_store},
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert build.returncode == 0, build.stderr
+    assert pyrun("run", "--rm", "fromsnap:1").stdout == "hello\n1\n"
 
 
 def test_commit_errors(pyrun, image_store):
@@ -91,14 +101,16 @@ def test_commit_errors(pyrun, image_store):
 
 def test_diff_and_export(pyrun, image_store, tmp_path, clean):
     _made(pyrun, "d1", "echo n > /new; echo c >> /etc/passwd; rm /etc/os-release; "
-          "rm -r /usr/sbin; mkdir -p /srv/a")
+          "rm -r /usr/sbin; mkdir -p /srv/a; rm -r /sbin; mkdir /sbin; touch /sbin/only")
     res = pyrun("diff", "d1")
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     assert lines == sorted(lines, key=lambda x: x[2:])
     for want in ("A /new", "C /etc", "C /etc/passwd", "D /etc/os-release", "D /usr/sbin",
-                 "A /srv", "A /srv/a"):
+                 "A /srv", "A /srv/a", "C /sbin", "A /sbin/only", "D /sbin/ifconfig"):
         assert want in lines
+    # /sbin was emptied and made again: an opaque dir hides every image entry below it
+    assert not any(line.startswith("C /sbin/") for line in lines)
     out = tmp_path / "d1.tar"
     assert pyrun("export", "-o", str(out), "d1").returncode == 0
     with tarfile.open(out) as tf:
@@ -106,6 +118,7 @@ def test_diff_and_export(pyrun, image_store, tmp_path, clean):
         assert tf.extractfile("new").read() == b"n\n"
         assert tf.extractfile("etc/passwd").read().endswith(b"c\n")
     assert "etc/os-release" not in names and "bin/busybox" in names
+    assert [n for n in names if n.startswith("sbin/")] == ["sbin/only"]
     assert not any(n.startswith("usr/sbin") for n in names)
     streamed = pyrun("export", "d1", text=False)
     assert streamed.returncode == 0 and streamed.stdout == out.read_bytes()  # deterministic

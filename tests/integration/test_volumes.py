@@ -157,6 +157,10 @@ def test_volume_verbs(pyrun, image_store, clean):
     assert res.returncode == 0, res.stderr
     assert pyrun("volume", "ls", "-q", "-f", "dangling=true").stdout.split() == sorted(["alpha", gen])
     assert pyrun("volume", "ls", "-q", "-f", "dangling=false").stdout.split() == ["beta"]
+    with open(os.path.join(image_store, "volumes", "alpha", "_data", "f"), "wb") as f:
+        f.write(b"x" * 1500)
+    df = [ln.split() for ln in pyrun("system", "df").stdout.splitlines()]
+    assert ["Local", "Volumes", "3", "1", "1.5kB", "1.5kB", "(100%)"] in df
     obj = json.loads(pyrun("volume", "inspect", "alpha").stdout)[0]
     assert obj["Name"] == "alpha" and obj["Driver"] == "local" and obj["Scope"] == "local"
     assert obj["Labels"] == {"team": "a"} and obj["CreatedAt"].endswith("Z")
