@@ -64,7 +64,7 @@ def status_of(state: dict) -> str:
     from pybuild.runtime.lifecycle import is_active
 
     status = state.get("status", "created")
-    if status in ("running", "restarting") and not is_active(state):
+    if status in ("running", "restarting", "paused") and not is_active(state):
         return "exited"
     if status == "running" and state.get("paused"):
         return "paused"

@@ -428,7 +428,7 @@ def reap_stale(containers_dir: str) -> list[str]:
         except (OSError, ValueError):
             continue
         owner = state.get("owner") or state.get("supervisor")
-        if state.get("status") not in ("created", "running", "restarting") or not owner:
+        if state.get("status") not in ("created", "running", "restarting", "paused") or not owner:
             continue
         if _alive(owner.get("pid"), owner.get("start")):
             continue

@@ -15,7 +15,8 @@ from pybuild.runtime.container import BUILTIN, Container, _alive, reap_stale
 from pybuild.runtime.names import names_of
 from pybuild.runtime.supervisor import STOP_MARK
 
-ACTIVE = ("running", "restarting")
+# "paused": pause may record it as the status (or as state["paused"] beside "running")
+ACTIVE = ("running", "restarting", "paused")
 
 
 def containers_dir(root: str) -> str:
@@ -188,7 +189,7 @@ def stop(c: Container, timeout: float | None = None, signal_name: str | None = N
 
 def kill(c: Container, sig: int = signal.SIGKILL) -> None:
     state = fresh_state(c)
-    if state.get("status") != "running" or not _owner_alive(state):
+    if state.get("status") not in ("running", "paused") or not _owner_alive(state):
         raise ContainerStateError(f"Cannot kill container: {c.id}: Container {c.id} is not running")
     if sig in (signal.SIGKILL, parse_signal(state.get("stop_signal") or "SIGTERM")):
         mark_stopped_by_user(c)
@@ -198,20 +199,29 @@ def kill(c: Container, sig: int = signal.SIGKILL) -> None:
 def start(c: Container, attach: bool = False) -> dict | None:
     """Start a created or stopped container under a new supervisor. None if it runs
     already; else the supervisor's first report (see supervisor.launch)."""
+    import fcntl
+
     from pybuild.runtime import supervisor
 
-    state = fresh_state(c)
-    if is_active(state):
-        return None
-    if supervisor_alive(state):  # a previous keeper still finishing
-        wait_stopped(c, 30)
+    # two pyruns starting one container at once must not make two supervisors
+    lock = os.open(os.path.join(c.dir, ".start.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                   0o600)
     try:
-        os.unlink(os.path.join(c.dir, STOP_MARK))
-    except FileNotFoundError:
-        pass
-    if state.get("owner"):  # a created container's creator is no keeper
-        c.update(owner=None)
-    return supervisor.launch(c.containers_dir, c.id, wait_attach=attach)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        state = fresh_state(c)
+        if is_active(state):
+            return None
+        if supervisor_alive(state) and not wait_stopped(c, 30):
+            return None  # a keeper that is about to start it (start -a waits for us)
+        try:
+            os.unlink(os.path.join(c.dir, STOP_MARK))
+        except FileNotFoundError:
+            pass
+        if state.get("owner"):  # a created container's creator is no keeper
+            c.update(owner=None)
+        return supervisor.launch(c.containers_dir, c.id, wait_attach=attach)
+    finally:
+        os.close(lock)
 
 
 def wait(c: Container) -> int:

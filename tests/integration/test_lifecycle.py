@@ -256,3 +256,33 @@ def test_create_then_start_attach_and_restart(pyrun_lc):
     out = pyrun.ok("container", "prune", "-f")
     assert out.startswith("Deleted Containers:\n") and cid in out
     assert pyrun.ok("container", "ls", "-a", "-q") == ""
+
+
+def test_concurrent_starts_make_one_supervisor(pyrun_lc):
+    pyrun = pyrun_lc
+    pyrun.ok("create", "--name", "once", "busybox", "sleep", "100")
+    starters = [pyrun.popen("start", "once", stdout=subprocess.PIPE, text=True)
+                for _ in range(3)]
+    for p in starters:
+        out, _ = p.communicate(timeout=60)
+        assert p.returncode == 0 and out == "once\n"
+    keepers = [cmd for cmd in processes_of(pyrun.root).values()
+               if "pybuild.runtime.supervisor" in cmd]
+    assert len(keepers) == 1
+    pyrun.ok("rm", "-f", "once")
+
+
+def test_verbs_drive_a_foreground_run_too(pyrun_lc):
+    pyrun = pyrun_lc
+    fg = pyrun.popen("run", "--name", "fg", "busybox", "sh", "-c",
+                     TRAP + "echo ready; while true; do sleep 0.1; done",
+                     stdout=subprocess.PIPE, text=True)
+    assert fg.stdout.readline() == "ready\n"
+    assert "fg" in pyrun.ok("ps", "--format", "{{.Names}}")
+    assert pyrun.state("fg")["Running"]
+    assert pyrun.ok("stop", "fg") == "fg\n"
+    out, _ = fg.communicate(timeout=30)
+    assert fg.returncode == 0 and out == "got TERM\n"
+    assert pyrun.state("fg")["ExitCode"] == 0
+    assert pyrun.ok("wait", "fg") == "0\n"
+    pyrun.ok("rm", "fg")
