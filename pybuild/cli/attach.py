@@ -66,7 +66,8 @@ def session(container, *, stdin: bool, tty: bool, detach_keys: str = DEFAULT_DET
     """Attach to the running container's supervisor. The exit code when the container ends,
     None when the user detached. `stdin_once`: the end of our stdin closes the container's
     (run -i, start -ai)."""
-    from pybuild.runtime import lifecycle, supervisor
+    from pybuild.runtime import lifecycle
+    from pybuild.runtime import supervisor_link as supervisor
     from pybuild.runtime.stdio import raw_terminal
 
     keys = parse_detach_keys(detach_keys)

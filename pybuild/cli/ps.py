@@ -246,8 +246,8 @@ _LABEL_CALL = re.compile(r'\{\{\s*\.Label\s+"([^"]*)"\s*\}\}')
 def ps_cmd(ctx: click.Context, show_all, quiet, last, latest, size, no_trunc, filters,
            fmt) -> int:
     """List containers."""
-    from pybuild.runtime.container import reap_stale
     from pybuild.runtime.lifecycle import list_states
+    from pybuild.runtime.reap import reap_stale
 
     root = store_root((ctx.obj or {}).get("root"))
     wanted = parse_filters(filters)

@@ -208,7 +208,7 @@ def create_container(ctx: click.Context, o: dict):
     from pybuild.runtime.container import new_id
     from pybuild.runtime.lifecycle import parse_signal
     from pybuild.runtime.linux import bounding_set
-    from pybuild.runtime.supervisor import RestartPolicy
+    from pybuild.runtime.restart import RestartPolicy
 
     if o["hostname"] and o["network"] == "host":
         raise ContainerError("conflicting options: hostname and the network mode")

@@ -6,8 +6,9 @@
 Executors: the built-in sandbox (namespaces + overlay + pivot_root, no external tool) or an
 OCI runtime binary (runc) running the same config as a bundle."""
 
-from pybuild.runtime.container import BUILTIN, Container, reap_stale
+from pybuild.runtime.container import BUILTIN, Container
 from pybuild.runtime.mounts import Rootfs
+from pybuild.runtime.reap import reap_stale
 from pybuild.runtime.spec import BindMount, ImageConfig, RunOptions, build_spec, resolve_command
 from pybuild.runtime.step import run_step
 

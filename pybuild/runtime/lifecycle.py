@@ -11,9 +11,10 @@ import subprocess
 import time
 
 from pybuild.errors import ContainerError, ContainerStateError, NoSuchContainer
-from pybuild.runtime.container import BUILTIN, Container, _alive, reap_stale
+from pybuild.runtime.container import BUILTIN, Container, _alive
 from pybuild.runtime.names import names_of
-from pybuild.runtime.supervisor import STOP_MARK
+from pybuild.runtime.reap import reap_stale
+from pybuild.runtime.supervisor_link import STOP_MARK
 
 # "paused": pause may record it as the status (or as state["paused"] beside "running")
 ACTIVE = ("running", "restarting", "paused")
@@ -201,7 +202,7 @@ def start(c: Container, attach: bool = False) -> dict | None:
     already; else the supervisor's first report (see supervisor.launch)."""
     import fcntl
 
-    from pybuild.runtime import supervisor
+    from pybuild.runtime import supervisor_link as supervisor
 
     # two pyruns starting one container at once must not make two supervisors
     lock = os.open(os.path.join(c.dir, ".start.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
@@ -226,7 +227,7 @@ def start(c: Container, attach: bool = False) -> dict | None:
 
 def wait(c: Container) -> int:
     """Block until the container stops; its exit code (Docker's `wait`)."""
-    from pybuild.runtime import supervisor
+    from pybuild.runtime import supervisor_link as supervisor
 
     state = fresh_state(c)
     if is_active(state) and supervisor_alive(state):

@@ -19,7 +19,7 @@ from pybuild.errors import ContainerError
 from pybuild.runtime.lifecycle import parse_signal
 from pybuild.runtime.logfile import Entry, LogWriter, follow, read_entries, rfc3339nano
 from pybuild.runtime.names import ADJECTIVES, SURNAMES, generated_name
-from pybuild.runtime.supervisor import RestartPolicy, next_backoff
+from pybuild.runtime.restart import RestartPolicy, next_backoff
 
 
 @pytest.mark.parametrize("text,name,retries", [
