@@ -125,8 +125,7 @@ def resolve(root: str, requests: Sequence[MountRequest], *, image_volumes: Seque
             copy_up.append((vol, dest))
             by_dest[dest] = (vol.mount_entry(dest, False), _volume_record(vol, dest, False, ""))
         _copy_up(root, lower_dirs, [(v, d) for v, d in copy_up
-                                    if not (v.options.get("type") or v.options.get("device"))
-                                    and v.is_empty()])
+                                    if not (v.options.get("type") or v.options.get("device"))])
     except BaseException:
         volumes.release(anonymous)
         raise
@@ -140,14 +139,36 @@ def resolve(root: str, requests: Sequence[MountRequest], *, image_volumes: Seque
 def _copy_up(root: str, lower_dirs: Sequence[str], targets: list[tuple[Volume, str]]) -> None:
     """The image's content at each destination into its (empty) volume, in one private
     mount of the image's layers."""
-    if not targets or not lower_dirs:
+    first: dict[str, tuple[Volume, str]] = {}
+    for vol, dest in targets:  # one volume at two paths: the first one fills it, as Docker
+        first.setdefault(vol.name, (vol, dest))
+    if not first or not lower_dirs:
         return
+    import fcntl
+
+    locks = []
+    try:
+        # volumes locked in name order (no deadlock between two runs); a racing run of the
+        # same new volume waits here, then finds it filled
+        for name in sorted(first):
+            fd = os.open(os.path.dirname(first[name][0].mountpoint),
+                         os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            locks.append(fd)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        jobs = [(v.mountpoint, d) for v, d in first.values() if v.is_empty()]
+        if jobs:
+            _copy_image_paths(root, lower_dirs, jobs)
+    finally:
+        for fd in locks:
+            os.close(fd)
+
+
+def _copy_image_paths(root: str, lower_dirs: Sequence[str], jobs: list[tuple[str, str]]) -> None:
     from pybuild.runtime.rootview import view_of_lowers
 
     tmp = os.path.join(root, "tmp")
     os.makedirs(tmp, 0o700, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix="copyup-", dir=tmp)
-    jobs = [(v.mountpoint, d) for v, d in targets]
     try:
         view_of_lowers(lower_dirs, scratch).call(lambda merged: _copy_into(merged, jobs))
     finally:

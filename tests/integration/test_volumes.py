@@ -182,3 +182,28 @@ def test_volume_verbs(pyrun, image_store, clean):
     res = pyrun("volume", "prune", "-a", input="n\n")
     assert "Are you sure you want to continue? [y/N]" in res.stdout
     assert pyrun("volume", "rm", "beta").returncode == 1  # still used by the stopped "user"
+
+
+def test_copy_up_once_under_concurrent_runs(image_store, clean):
+    """Three runs that create the same new volume at once: one copies the image's /etc in,
+    the others wait and find it filled; a volume at two paths is filled from the first."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYBUILD_ROOT": image_store}
+    procs = [subprocess.Popen([sys.executable, "-m", "pybuild.cli.pyrun", "run", "--rm", "-v",
+                               "race:/etc", "busybox", "cat", "/etc/hostname"], env=env,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [o[1] for o in outs]
+    assert [o[0] for o in outs] == ["busybox\n"] * 3
+    data = os.path.join(image_store, "volumes", "race", "_data")
+    assert sorted(os.listdir(data)) == ["group", "hostname", "hosts", "nsswitch.conf",
+                                        "os-release", "passwd", "resolv.conf", "shadow"]
+    res = subprocess.run(
+        [sys.executable, "-m", "pybuild.cli.pyrun", "run", "--rm", "-v", "twice:/etc", "-v",
+         "twice:/srv", "busybox", "ls", "/srv"], env=env, capture_output=True, text=True,
+        stdin=subprocess.DEVNULL, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "passwd" in res.stdout.split() and "busybox" not in res.stdout.split()
