@@ -48,8 +48,11 @@ def resolve_image(images, text: str, pull: bool, events=None) -> tuple[str, bool
     except ImageError:
         if not names_registry(text):
             name = refs.parse_normalized(text).with_default_tag().familiar
-            hint = ' or "pyrun bootstrap busybox" for an offline busybox' if name.startswith(
-                "busybox") else ""
+            hint = ""
+            if name.split(":", 1)[0] == "busybox":
+                ref = "" if name == "busybox:latest" else f" {name}"
+                hint = f', or "pyrun bootstrap busybox{ref}" for an offline busybox'
+
             raise ImageError(
                 f"no such image in the store; get it with \"pyrun pull {name}\"{hint} "
                 "(pybuild pulls by itself only references that name a registry, such as "
