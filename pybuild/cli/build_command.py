@@ -195,8 +195,8 @@ def build(
     plan: str | None,
     debug: bool,
 ) -> None:
-    """Build an image from a Dockerfile and CONTEXT (a directory, or '-' for a Dockerfile on
-    stdin and no context)."""
+    """Build an image from a Dockerfile and CONTEXT: a directory, or '-' for stdin (a
+    Dockerfile and no context, or a context archive)."""
     if debug:
         os.environ["PYBUILD_DEBUG"] = "1"
     args = _build_args(build_args)
