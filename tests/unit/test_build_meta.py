@@ -59,6 +59,14 @@ def test_workdir_expose_volume_shell_user_label():
     assert resolve_workdir("", "x") == "/x" and resolve_workdir("/a", "/") == "/"
 
 
+def test_stopsignal_names_and_numbers():
+    for good in ("SIGTERM", "term", "9", "SIGRTMIN+3"):
+        stage, _, _, _ = _apply(f"STOPSIGNAL {good}\n")
+        assert stage.config.stop_signal == good
+    with pytest.raises(DockerfileError, match="Invalid signal: SIGNOPE"):
+        _apply("STOPSIGNAL SIGNOPE\n")
+
+
 @pytest.mark.parametrize("ports", ["abc", "0", "70000", "80/icmp", "90-80"])
 def test_bad_expose_is_an_error_with_the_line(ports):
     with pytest.raises(DockerfileError) as info:

@@ -171,6 +171,17 @@ def _duration(ns: int) -> str:
     return text
 
 
+def _valid_signal(text: str) -> bool:
+    """Docker's signal.ParseSignal: a number, or a name with or without SIG."""
+    import signal
+
+    name = text.upper().removeprefix("SIG")
+    if text.isdigit():
+        return 0 < int(text) < 65
+    known = {s.name.removeprefix("SIG") for s in signal.Signals}
+    return name in known or re.fullmatch(r"RTM(IN|AX)([+-]\d+)?", name) is not None
+
+
 def resolve_workdir(current: str, path: str) -> str:
     """WORKDIR relative to the previous one, cleaned; "/" when nothing was set."""
     joined = path if path.startswith("/") else posixpath.join(current or "/", path)
@@ -247,8 +258,8 @@ def apply_meta(command: Command, stage: StageConfig, ctx: MetaContext) -> str:
         return f"HEALTHCHECK &{{{go_quote_list(command.test)} {times} {command.retries}}}"
     if isinstance(command, Stopsignal):
         signal = ex(command.signal)
-        if not signal:
-            raise _error(ctx, command, "STOPSIGNAL requires a signal")
+        if not _valid_signal(signal):
+            raise _error(ctx, command, f"Invalid signal: {signal}")
         stage.config = replace(config, stop_signal=signal)
         return f"STOPSIGNAL {signal}"
     if isinstance(command, Onbuild):
