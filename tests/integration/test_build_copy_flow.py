@@ -143,3 +143,15 @@ def test_cached_rebuild_stats_the_context_and_reads_nothing(builder, tmp_path, m
     (ctx / "src" / "f7").write_text("changed\n")
     builder.build(str(ctx))
     assert reads == [str(ctx / "src" / "f7")]  # only the changed file is read again
+
+
+def test_copy_of_a_missing_file_fails_with_the_line(builder):
+    from pybuild.errors import BuildError
+
+    ctx = builder.context("FROM busybox\nRUN echo ok\nCOPY nothere.txt /x\n", {"a.txt": "a\n"})
+    with pytest.raises(BuildError) as info:
+        builder.build(ctx, tags=("missing:1",))
+    assert "Dockerfile:3" in str(info.value) and "nothere.txt" in str(info.value)
+    assert "docker.io/library/missing:1" not in builder.tags()
+    res = builder.cli("-t", "missing:1", ctx)
+    assert res.returncode == 1 and "nothere.txt" in res.stderr
