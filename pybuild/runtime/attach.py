@@ -164,19 +164,18 @@ def _copy_up(root: str, lower_dirs: Sequence[str], targets: list[tuple[Volume, s
 
 
 def _copy_image_paths(root: str, lower_dirs: Sequence[str], jobs: list[tuple[str, str]]) -> None:
+    from pybuild.image.snapshots import remove_tree
+    from pybuild.image.store import Store
     from pybuild.runtime.rootview import view_of_lowers
 
-    tmp = os.path.join(root, "tmp")
-    os.makedirs(tmp, 0o700, exist_ok=True)
-    scratch = tempfile.mkdtemp(prefix="copyup-", dir=tmp)
-    try:
-        view_of_lowers(lower_dirs, scratch).call(lambda merged: _copy_into(merged, jobs))
-    finally:
-        from pybuild.image.snapshots import remove_tree
-
-        remove_tree(scratch)
-        if os.path.isdir(scratch):  # overlay's work/work is mode 000: remove_tree copes
-            shutil.rmtree(scratch, ignore_errors=True)
+    with Store(root) as store, store.hold():  # gc empties tmp/ and takes unused snapshots
+        scratch = tempfile.mkdtemp(prefix="copyup-", dir=store.tmp_dir)
+        try:
+            view_of_lowers(lower_dirs, scratch).call(lambda merged: _copy_into(merged, jobs))
+        finally:
+            remove_tree(scratch)
+            if os.path.isdir(scratch):  # overlay's work/work is mode 000: remove_tree copes
+                shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _copy_into(merged: str, jobs: list[tuple[str, str]]) -> None:
