@@ -79,8 +79,11 @@ def build(store_root: str, options: BuildOptions, progress: Progress) -> BuildRe
     return result
 
 
-def _kill_children() -> None:
-    """SIGKILL our direct children: the sandboxes of RUN steps still going in other threads."""
+def _kill_steps(workspace: str) -> None:
+    """SIGKILL the RUN sandboxes of this build still going in other threads: our children
+    whose root overlay has its upper dir in this build's workspace (nothing else we may
+    share a process with, such as a library caller's own children)."""
+    needle = f"upperdir={workspace}/"
     for task in os.listdir("/proc/self/task"):
         try:
             with open(f"/proc/self/task/{task}/children") as f:
@@ -88,8 +91,13 @@ def _kill_children() -> None:
         except OSError:
             continue
         for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            try:
+                with open(f"/proc/{pid}/mountinfo") as f:
+                    ours = needle in f.read()
+                if ours:
+                    os.kill(pid, signal.SIGKILL)
+            except (OSError, ProcessLookupError):
+                continue
 
 
 class _Build:
@@ -298,7 +306,7 @@ class _Build:
                     future.result()
             except BaseException:
                 self._cancel.set()
-                _kill_children()
+                _kill_steps(self.workspace.root)
                 # the first failure is the one to report; the others stopped because of it
                 for future in futures:
                     with contextlib.suppress(BaseException):
