@@ -61,10 +61,15 @@ def exec_cmd(ctx: click.Context, detach, interactive, tty, env, env_file, user, 
         all_caps = bounding_set()
     process = rexec.exec_process(spec, request, all_caps)
     with stdio.forward_signals() as forwarder:
+        pending: list[int] = []
+        if not detach:  # signals that come before the command's pid is known wait for it
+            forwarder.target = pending.append
         proc = rexec.start(pid, process, detach=detach, stdin_null=not interactive)
         if detach:
             return 0
         forwarder.target = proc.kill
+        for sig in pending:
+            proc.kill(sig)
         if proc.master is not None:
             stdio.copy_winsize(proc.master)
             master, proc.master = proc.master, None

@@ -137,3 +137,22 @@ def test_exec_top_pause_with_runc(run_container):
     assert c.pyrun("exec", c.name, "true").returncode == 0
     assert c.pyrun("kill", c.name).returncode == 0
     assert c.proc.wait(timeout=30) == 137
+
+
+def test_exec_passes_signals_on(run_container):
+    import signal
+    import subprocess
+
+    c = run_container()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pybuild.cli.pyrun", "exec", c.name, "sh", "-c",
+         "trap 'echo got-term; exit 3' TERM; echo ready; sleep 1000 >/dev/null & wait"],
+        env={**os.environ, "PYBUILD_ROOT": c.root}, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 3
+        assert proc.stdout.read() == "got-term\n"
+    finally:
+        proc.stdout.close()

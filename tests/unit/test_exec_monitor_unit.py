@@ -69,3 +69,34 @@ def test_cpu_and_memory_arithmetic():
     assert memory_used(b) == 8 << 20 and memory_percent(b) == pytest.approx(25.0)
     row = stats_row("f" * 64, "", a, b, no_trunc=False)
     assert row == ["f" * 12, "--", "50.00%", "8MiB / 32MiB", "25.00%", "0B / 0B", "0B / 0B", "3"]
+
+
+def test_block_io_counters_v1_and_v2(tmp_path):
+    from pybuild.runtime.cgroups import _blkio_v1, _io_v2
+
+    (tmp_path / "blkio.throttle.io_service_bytes").write_text(
+        "8:0 Read 4096\n8:0 Write 8192\n8:0 Sync 0\n8:0 Total 12288\n"
+        "8:16 Read 1\n8:16 Write 2\nTotal 12291\n")
+    assert _blkio_v1(str(tmp_path)) == {"block_read": 4097, "block_write": 8194}
+    assert _blkio_v1(None) == {}
+    (tmp_path / "io.stat").write_text("8:0 rbytes=100 wbytes=200 rios=1 wios=2\n"
+                                      "8:16 rbytes=1 wbytes=2 rios=1 wios=1\n")
+    assert _io_v2(str(tmp_path / "io.stat")) == {"block_read": 101, "block_write": 202}
+    assert _io_v2(str(tmp_path / "missing")) == {}
+
+
+def test_net_io_skips_loopback(tmp_path, monkeypatch):
+    from pybuild.runtime import stats
+
+    dev = tmp_path / "dev"
+    dev.write_text(
+        "Inter-|   Receive                                                |  Transmit\n"
+        " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets\n"
+        "    lo:    1000      10    0    0    0     0          0         0     1000      10"
+        "    0    0    0     0       0          0\n"
+        "  eth0:    2500      20    0    0    0     0          0         0      700       7"
+        "    0    0    0     0       0          0\n")
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda path, *a, **k: real_open(
+        dev if path == "/proc/42/net/dev" else path, *a, **k))
+    assert stats.net_io(42) == (2500, 700)
