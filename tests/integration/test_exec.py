@@ -16,6 +16,7 @@ pytestmark = pytest.mark.root
 def test_exec_sees_the_container(run_container):
     c = run_container("-e", "FROM_RUN=yes", "-h", "box1",
                       cmd=("sh", "-c", "echo made-by-init > /tmp/mark; exec sleep 1000"))
+    c.wait_for(lambda: c.cmdline() == ["sleep", "1000"])
     res = c.pyrun("exec", c.name, "sh", "-c",
                   "hostname; cat /tmp/mark; echo $FROM_RUN $HOSTNAME; ps -o pid,args | "
                   "awk '$1 == 1'; readlink /proc/1/ns/pid; readlink /proc/self/ns/pid")

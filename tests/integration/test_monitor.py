@@ -13,23 +13,15 @@ from tests.plugins.running import pyrun_cmd
 pytestmark = pytest.mark.root
 
 
-def _members(pid: int) -> set[int]:
-    from pybuild.runtime.lookup import pid_namespace_members
-
-    return set(pid_namespace_members(pid))
-
-
 def test_top_lists_the_container_processes(run_container):
     c = run_container(cmd=("sh", "-c", "sleep 1000 & sleep 1001 & wait"))
-    deadline = time.monotonic() + 10
-    while len(_members(c.pid)) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    c.wait_for(lambda: len(c.members()) == 3)
     res = c.pyrun("top", c.name)
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     assert lines[0].split() == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
     rows = [line.split(None, 7) for line in lines[1:]]
-    assert {int(r[1]) for r in rows} == _members(c.pid)  # host pids
+    assert {int(r[1]) for r in rows} == c.members()  # host pids
     cmds = sorted(r[7] for r in rows)
     assert cmds == ["sh -c sleep 1000 & sleep 1001 & wait", "sleep 1000", "sleep 1001"]
     assert next(r for r in rows if int(r[1]) == c.pid)[7].startswith("sh -c")
@@ -47,6 +39,7 @@ def test_top_lists_the_container_processes(run_container):
 def test_stats_no_stream_shows_the_limit_and_counters(run_container):
     c = run_container("-m", "48m", cmd=("sh", "-c", "sleep 1000 & sleep 1000"))
     other = run_container()
+    c.wait_for(lambda: len(c.members()) == 2)
     res = c.pyrun("stats", "--no-stream", c.name)
     assert res.returncode == 0, res.stderr
     header, row = res.stdout.splitlines()
@@ -180,4 +173,4 @@ def test_pids_limit_stops_a_fork_loop(run_container):
         assert int(f.read().split()[1]) > 0  # forks were refused
     # the container survives; killing it takes every process along (checked by the fixture)
     assert c.pyrun("top", c.name).returncode == 0
-    assert len(_members(c.pid)) == 19
+    assert len(c.members()) == 19

@@ -43,6 +43,23 @@ class Running:
     def pyrun(self, *args: str, **kw):
         return pyrun_cmd(self.root, *args, **kw)
 
+    def wait_for(self, ready, timeout: float = 20) -> None:
+        """Until `ready()` holds: the recorded pid may not have run its first line yet."""
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert time.monotonic() < deadline, "the container did not get ready"
+            time.sleep(0.02)
+
+    def members(self) -> set[int]:
+        """Host pids of the container's pid namespace."""
+        from pybuild.runtime.lookup import pid_namespace_members
+
+        return set(pid_namespace_members(self.pid))
+
+    def cmdline(self) -> list[str]:
+        with open(f"/proc/{self.pid}/cmdline", "rb") as f:
+            return f.read().decode().split("\0")[:-1]
+
     def stop(self) -> int:
         """SIGKILL the container's first process (its pid namespace dies with it); a frozen
         cgroup is thawed first, as a frozen process takes no signal."""
