@@ -117,32 +117,25 @@ STATS_HEADER = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "
 
 def _select(containers_dir: str, refs: tuple[str, ...], all_: bool):
     """The named containers, or every running one (every one with -a), oldest first."""
-    from pybuild.runtime import lookup
-    from pybuild.runtime.container import Container
+    from pybuild.runtime import lifecycle, lookup
 
     if refs:
-        return [lookup.find(containers_dir, r) for r in refs]
-    try:
-        entries = [e for e in os.listdir(containers_dir) if len(e) == 64]
-    except FileNotFoundError:
-        return []
-    chosen = []
-    for entry in entries:
-        c = Container(containers_dir, entry)
-        try:
-            state = c.state()
-        except (OSError, ValueError):
-            continue
-        if all_ or lookup.init_pid(c, state) is not None:
-            chosen.append((state.get("created", 0), state.get("name", ""), c))
-    return [c for _t, _n, c in sorted(chosen, key=lambda x: x[0])]
+        return [lifecycle.find(containers_dir, r) for r in refs]
+    states = lifecycle.list_states(containers_dir)  # newest first
+    return [c for c, state in reversed(states)
+            if all_ or lookup.init_pid(c, state) is not None]
 
 
 def _names(containers) -> list[str]:
+    """Current names (`rename` changes the name links, not state.json)."""
+    from pybuild.runtime.lifecycle import name_of
+    from pybuild.runtime.names import names_of
+
+    names = names_of(containers[0].containers_dir) if containers else {}
     out = []
     for c in containers:
         try:
-            out.append(c.state().get("name", ""))
+            out.append(name_of(c, c.state(), names))
         except (OSError, ValueError):
             out.append("")
     return out

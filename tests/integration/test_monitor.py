@@ -59,6 +59,10 @@ def test_stats_no_stream_shows_the_limit_and_counters(run_container):
     rows = {line.split()[0]: line.split()[2:] for line in res.stdout.splitlines()[1:]}
     assert rows[other.id[:12]] == ["0.00%", "0B", "/", "0B", "0.00%", "0B", "/", "0B", "0B",
                                    "/", "0B", "0"]
+    assert c.pyrun("rename", c.name, "renamed").returncode == 0
+    res = c.pyrun("stats", "--no-stream", "renamed")
+    assert res.stdout.splitlines()[1].split()[:2] == [c.id[:12], "renamed"]
+    c.name = "renamed"
     res = c.pyrun("stats", "--no-stream", "no-such-container")
     assert res.returncode == 1 and "No such container" in res.stderr
 
