@@ -94,25 +94,51 @@ def _go_binary_size(n: float) -> str:
     return f"{n:.4g}{units[i]}"
 
 
-def stats_row(container_id: str, name: str, before, after, no_trunc: bool) -> list[str]:
+STATS_FIELDS = {"ID": "CONTAINER ID", "Name": "NAME", "CPUPerc": "CPU %",
+                "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "NetIO": "NET I/O",
+                "BlockIO": "BLOCK I/O", "PIDs": "PIDS"}
+STATS_HEADER = list(STATS_FIELDS.values())
+
+
+def stats_fields(container_id: str, name: str, before, after, no_trunc: bool) -> dict:
+    """Docker's stats formatter fields (--format names) for one container."""
     from pybuild.cli.images_fmt import human_size
     from pybuild.runtime import stats as st
 
-    row = [container_id if no_trunc else container_id[:12], name or "--"]
+    short = container_id if no_trunc else container_id[:12]
+    fields = {"Container": short, "ID": short, "Name": name or "--"}
     if not after.running:
-        return row + ["0.00%", "0B / 0B", "0.00%", "0B / 0B", "0B / 0B", "0"]
-    return row + [
-        f"{st.cpu_percent(before, after) if before.running else 0.0:.2f}%",
-        f"{_go_binary_size(st.memory_used(after))} / {_go_binary_size(after.memory_limit)}",
-        f"{st.memory_percent(after):.2f}%",
-        f"{human_size(after.net_rx)} / {human_size(after.net_tx)}",
-        f"{human_size(after.block_read)} / {human_size(after.block_write)}",
-        str(after.pids),
-    ]
+        return {**fields, "CPUPerc": "0.00%", "MemUsage": "0B / 0B", "MemPerc": "0.00%",
+                "NetIO": "0B / 0B", "BlockIO": "0B / 0B", "PIDs": "0"}
+    return {
+        **fields,
+        "CPUPerc": f"{st.cpu_percent(before, after) if before.running else 0.0:.2f}%",
+        "MemUsage": (f"{_go_binary_size(st.memory_used(after))} / "
+                     f"{_go_binary_size(after.memory_limit)}"),
+        "MemPerc": f"{st.memory_percent(after):.2f}%",
+        "NetIO": f"{human_size(after.net_rx)} / {human_size(after.net_tx)}",
+        "BlockIO": f"{human_size(after.block_read)} / {human_size(after.block_write)}",
+        "PIDs": str(after.pids),
+    }
 
 
-STATS_HEADER = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O",
-                "BLOCK I/O", "PIDS"]
+def stats_row(container_id: str, name: str, before, after, no_trunc: bool) -> list[str]:
+    fields = stats_fields(container_id, name, before, after, no_trunc)
+    return [str(fields[key]) for key in STATS_FIELDS]
+
+
+def render_stats(rows: list[dict], template: str | None) -> str:
+    """The default table, or --format (a Go template of the fields; `table ...` adds
+    Docker's headers)."""
+    if template is None:
+        return _columns([STATS_HEADER] + [[r[k] for k in STATS_FIELDS] for r in rows], 10)
+    from pybuild.cli.images_fmt import format_rows
+
+    try:
+        text = format_rows(template, rows, {**STATS_FIELDS, "Container": "CONTAINER"})
+    except ValueError as e:
+        raise ContainerError(f"template parsing error: {e}") from None
+    return text + "\n" if text else ""
 
 
 def _select(containers_dir: str, refs: tuple[str, ...], all_: bool):
@@ -145,10 +171,13 @@ def _names(containers) -> list[str]:
 @click.option("-a", "--all", "all_", is_flag=True, help="Show all containers (default shows just running).")
 @click.option("--no-stream", is_flag=True, help="Disable streaming stats and only pull the first result.")
 @click.option("--no-trunc", is_flag=True, help="Do not truncate output.")
+@click.option("--format", "template", default=None,
+              help="Go template of .Container .Name .ID .CPUPerc .MemUsage .MemPerc .NetIO "
+                   ".BlockIO .PIDs ('table ...' for columns).")
 @click.argument("containers", nargs=-1)
 @click.pass_context
 def stats_cmd(ctx: click.Context, all_: bool, no_stream: bool, no_trunc: bool,
-              containers: tuple[str, ...]) -> int:
+              template: str | None, containers: tuple[str, ...]) -> int:
     """Display a live stream of container(s) resource usage statistics."""
     from pybuild.runtime import stats as st
 
@@ -161,11 +190,10 @@ def stats_cmd(ctx: click.Context, all_: bool, no_stream: bool, no_trunc: bool,
                 chosen = _select(containers_dir, containers, all_)
             time.sleep(1.0)  # CPU % is a delta: Docker's samples are a second apart
             current = {c.id: st.sample(c) for c in chosen}
-            rows = [STATS_HEADER] + [
-                stats_row(c.id, name, previous.get(c.id, current[c.id]), current[c.id],
-                          no_trunc)
-                for c, name in zip(chosen, _names(chosen), strict=True)]
-            text = _columns(rows, 10)
+            rows = [stats_fields(c.id, name, previous.get(c.id, current[c.id]),
+                                 current[c.id], no_trunc)
+                    for c, name in zip(chosen, _names(chosen), strict=True)]
+            text = render_stats(rows, template)
             if no_stream:
                 sys.stdout.write(text)
                 return 0

@@ -59,6 +59,13 @@ def test_stats_no_stream_shows_the_limit_and_counters(run_container):
     rows = {line.split()[0]: line.split()[2:] for line in res.stdout.splitlines()[1:]}
     assert rows[other.id[:12]] == ["0.00%", "0B", "/", "0B", "0.00%", "0B", "/", "0B", "0B",
                                    "/", "0B", "0"]
+    res = c.pyrun("stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}} {{.PIDs}}", c.name)
+    name, usage, slash, limit, pids = res.stdout.split()
+    assert (name, slash, limit, pids) == (c.name, "/", "48MiB", "2") and usage.endswith("B")
+    res = c.pyrun("stats", "--no-stream", "--format", "table {{.ID}}\t{{.CPUPerc}}", c.name)
+    assert res.stdout.split("\n")[0].split() == ["CONTAINER", "ID", "CPU", "%"]
+    res = c.pyrun("stats", "--no-stream", "--format", "{{.Nope}}", c.name)
+    assert res.returncode == 125 and "Nope" in res.stderr
     assert c.pyrun("rename", c.name, "renamed").returncode == 0
     res = c.pyrun("stats", "--no-stream", "renamed")
     assert res.stdout.splitlines()[1].split()[:2] == [c.id[:12], "renamed"]

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from pybuild.cli.monitor import TopError, _columns, _go_binary_size, parse_ps, stats_row
+from pybuild.cli.monitor import (
+    TopError,
+    _columns,
+    _go_binary_size,
+    parse_ps,
+    render_stats,
+    stats_fields,
+    stats_row,
+)
+from pybuild.errors import ContainerError
 from pybuild.runtime.exec import ExecRequest, exec_process
 from pybuild.runtime.stats import Sample, cpu_percent, memory_percent, memory_used
 
@@ -100,3 +109,15 @@ def test_net_io_skips_loopback(tmp_path, monkeypatch):
     monkeypatch.setattr("builtins.open", lambda path, *a, **k: real_open(
         dev if path == "/proc/42/net/dev" else path, *a, **k))
     assert stats.net_io(42) == (2500, 700)
+
+
+def test_render_stats_table_and_templates():
+    off = Sample(False)
+    rows = [stats_fields("a" * 64, "web", off, off, no_trunc=False)]
+    table = render_stats(rows, None).splitlines()
+    assert table[0].split()[:3] == ["CONTAINER", "ID", "NAME"]
+    assert table[1].split()[:3] == ["a" * 12, "web", "0.00%"]
+    assert render_stats(rows, "{{.Name}}: {{.PIDs}} {{.Container}}") == f"web: 0 {'a' * 12}\n"
+    assert render_stats([], "{{.Name}}") == ""
+    with pytest.raises(ContainerError, match="template parsing error"):  # exit 125
+        render_stats(rows, "{{.Bogus}}")
