@@ -39,6 +39,8 @@ from pybuild.runtime.spec import merge_env
 NAMESPACES = (("ipc", L.CLONE_NEWIPC), ("uts", L.CLONE_NEWUTS), ("net", L.CLONE_NEWNET),
               ("cgroup", L.CLONE_NEWCGROUP), ("pid", L.CLONE_NEWPID), ("mnt", L.CLONE_NEWNS))
 PR_SET_CHILD_SUBREAPER = 36
+# hierarchies whose membership is a limit or a guard: joining them must not fail
+_ESSENTIAL = frozenset(("memory", "pids", "cpu", "cpuacct", "freezer", "devices", "blkio"))
 _TIOCSCTTY = 0x540E
 
 
@@ -77,9 +79,11 @@ def exec_process(spec: dict, request: ExecRequest, all_capabilities=()) -> dict:
     }
 
 
-def cgroup_procs_files(pid: int) -> list[str]:
+def cgroup_procs_files(pid: int) -> list[tuple[str, bool]]:
     """The cgroup.procs file of every hierarchy `pid` is in (v1 controllers, named v1
-    hierarchies, the v2 tree): writing there moves a process next to it, as runc exec does."""
+    hierarchies, the v2 tree), and whether joining it matters (it holds a limit: a v1
+    resource controller, or the v2 tree when there are no v1 ones). Writing there moves a
+    process next to `pid`, as runc exec does."""
     mounts: list[tuple[frozenset, str]] = []
     v2 = None
     with open("/proc/self/mountinfo") as f:
@@ -92,18 +96,20 @@ def cgroup_procs_files(pid: int) -> list[str]:
                 v2 = v2 or left.split()[4]
             elif fields[0] == "cgroup" and len(fields) > 2:
                 mounts.append((frozenset(fields[2].split(",")), left.split()[4]))
-    files = []
     with open(f"/proc/{pid}/cgroup") as f:
-        for line in f:
-            _hid, ctrls, path = line.rstrip("\n").split(":", 2)
-            if not ctrls:
-                point = v2
-            else:
-                want = set(ctrls.split(","))
-                point = next((p for opts, p in mounts if want <= opts), None)
-            if point is not None:
-                files.append(os.path.join(point, path.lstrip("/"), "cgroup.procs"))
-    return list(dict.fromkeys(files))
+        lines = [line.rstrip("\n").split(":", 2) for line in f]
+    v1_limits = any(set(ctrls.split(",")) & _ESSENTIAL for _hid, ctrls, _path in lines)
+    files: dict[str, bool] = {}
+    for _hid, ctrls, path in lines:
+        if not ctrls:
+            point, essential = v2, not v1_limits
+        else:
+            want = set(ctrls.split(","))
+            point = next((p for opts, p in mounts if want <= opts), None)
+            essential = bool(want & _ESSENTIAL)
+        if point is not None:
+            files[os.path.join(point, path.lstrip("/"), "cgroup.procs")] = essential
+    return list(files.items())
 
 
 class ExecProcess:
@@ -208,13 +214,12 @@ def _spawn(ns_fds, cgroups, process, detach, stdin_null) -> ExecProcess:
 def _helper(ns_fds, cgroups, process, detach, stdin_null, err_w, pid_w, sock) -> None:
     """The forked helper: join, fork the command, hand its pid over, exit. Never returns."""
     try:
-        for path in cgroups:
+        for path, essential in cgroups:
             try:
                 with open(path, "w") as f:
                     f.write("0")
-            except OSError as e:
-                # named hierarchies (name=systemd) may refuse; the limits must not
-                if "name=" not in path and e.errno != errno.ENOENT:
+            except OSError:
+                if essential:  # a named hierarchy (name=systemd) may refuse; a limit not
                     raise
         for fd, flag in ns_fds:
             L.setns(fd, flag)

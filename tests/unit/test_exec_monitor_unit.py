@@ -121,3 +121,17 @@ def test_render_stats_table_and_templates():
     assert render_stats([], "{{.Name}}") == ""
     with pytest.raises(ContainerError, match="template parsing error"):  # exit 125
         render_stats(rows, "{{.Bogus}}")
+
+
+def test_cgroup_procs_files_of_this_process():
+    import os
+
+    from pybuild.runtime.exec import cgroup_procs_files
+
+    files = dict(cgroup_procs_files(os.getpid()))
+    assert files and all(p.endswith("/cgroup.procs") and os.path.exists(p) for p in files)
+    with open("/proc/self/cgroup") as f:
+        ctrls = {line.split(":")[1] for line in f}
+    if any("memory" in c.split(",") for c in ctrls):  # v1 or hybrid: limits live in v1
+        assert any(essential for p, essential in files.items() if "/memory/" in p)
+        assert not any(essential for p, essential in files.items() if "/systemd/" in p)
