@@ -266,6 +266,7 @@ def create_container(ctx: click.Context, o: dict):
             "PidsLimit": o["pids_limit"], "Runtime": "runc" if runtime == BUILTIN else runtime},
         "config_opts": {"Tty": o["tty"], "OpenStdin": o["interactive"],
                         "Entrypoint": o["entrypoint"], "Cmd": list(o["command"]),
+                        "Env": list(env_items),
                         "User": o["user"] or "", "WorkingDir": o["workdir"] or "",
                         "Hostname": o["hostname"] or "", "Volumes": None,
                         "ExposedPorts": list(exposed)},

@@ -74,6 +74,26 @@ def _has_stubs(upper: str, stubs: Sequence[str]) -> bool:
     return any(os.path.lexists(os.path.join(upper, s.lstrip("/"))) for s in stubs)
 
 
+def container_config(image, state: dict):
+    """The image's ContainerConfig with what `run`/`create` set for this container: -e,
+    --entrypoint (which drops the image's CMD, as in the container), the command, -u, -w,
+    labels, --expose. Containers created before these were recorded keep the image's."""
+    from pybuild.runtime.spec import merge_env
+
+    opts = state.get("config_opts") or {}
+    entrypoint, cmd = image.entrypoint, image.cmd
+    if opts.get("Entrypoint") is not None:
+        entrypoint, cmd = ((opts["Entrypoint"],) if opts["Entrypoint"] else None), None
+    if opts.get("Cmd"):
+        cmd = tuple(opts["Cmd"])
+    exposed = tuple(sorted(set(image.exposed_ports) | set(opts.get("ExposedPorts") or ())))
+    return replace(image, env=tuple(merge_env(image.env, opts.get("Env") or ())),
+                   entrypoint=entrypoint, cmd=cmd, user=opts.get("User") or image.user,
+                   working_dir=opts.get("WorkingDir") or image.working_dir,
+                   labels=dict(state["labels"]) if state.get("labels") is not None
+                   else image.labels, exposed_ports=exposed)
+
+
 def commit(root: str, container_id: str, *, ref: str | None = None, message: str = "",
            author: str = "", changes: Sequence[str] = (), pause: bool = True) -> str:
     """Make an image of the container; returns its id (sha256:...)."""
@@ -97,7 +117,9 @@ def commit(root: str, container_id: str, *, ref: str | None = None, message: str
     try:
         base = images.get(state["image_id"])
         cfg = parse_config(base.config_bytes, ref=state["image_id"])
-        new_cfg = apply_changes(cfg.config, list(changes))  # a bad change fails before copying
+        # Docker commits the container's config (the image's, as `run` overrode it), then
+        # the -c changes; a bad change fails before anything is copied
+        new_cfg = apply_changes(container_config(cfg.config, state), list(changes))
         try:
             with open(os.path.join(c.dir, "config.json")) as f:
                 argv = json.load(f)["process"]["args"]

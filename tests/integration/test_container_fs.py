@@ -283,3 +283,29 @@ def test_cp_summary_line_on_a_terminal(image_store, tmp_path):
     size = (tmp_path / "p0").stat().st_size
     assert outs[0].strip() == f"Successfully copied {size}B to {tmp_path / 'p0'}"
     assert outs[1] == ""
+
+
+def test_commit_keeps_the_containers_config(pyrun, image_store, clean):
+    """As `docker commit`: the new image starts as the container did (-e, -w, -u, --label,
+    --expose, its command), and -c changes apply on top of that."""
+    _made(pyrun, "cfg", "echo ran > /ran", "-e", "FOO=bar", "-e", "PATH=/bin:/usr/bin",
+          "-w", "/tmp", "-u", "0:0", "--label", "team=a", "--expose", "8080")
+    assert pyrun("commit", "cfg", "cfg:1").returncode == 0
+    assert pyrun("commit", "-c", "ENV FOO=changed", "-c", 'CMD ["true"]', "cfg", "cfg:2"
+                 ).returncode == 0
+    from pybuild.image.images import Images
+
+    images = Images(image_store)
+    try:
+        one = images.get(images.resolve("cfg:1")).config.config
+        two = images.get(images.resolve("cfg:2")).config.config
+    finally:
+        images.close()
+    assert "FOO=bar" in one.env and "PATH=/bin:/usr/bin" in one.env
+    assert one.cmd == ("sh", "-c", "echo ran > /ran") and one.entrypoint is None
+    assert (one.working_dir, one.user) == ("/tmp", "0:0")
+    assert one.labels.get("team") == "a" and "8080/tcp" in one.exposed_ports
+    assert "FOO=changed" in two.env and two.cmd == ("true",) and two.working_dir == "/tmp"
+    res = pyrun("run", "--rm", "cfg:1")  # runs the container's own command again
+    assert res.returncode == 0, res.stderr
+    assert pyrun("run", "--rm", "cfg:1", "sh", "-c", "echo $FOO $(pwd)").stdout == "bar /tmp\n"
