@@ -279,7 +279,9 @@ def _build(context, tags, dockerfile, data, args, target, no_cache, pull, progre
     if push:
         _push(root, result.tags, quiet)
     if quiet:
-        click.echo(result.image_id)
+        # stdout may be carrying the exported archive (-o -): the id must not end up in it
+        to_stdout = output_spec is not None and output_spec.dest == "-"
+        click.echo(result.image_id, err=to_stdout)
 
 
 def _plan(data: bytes, shown: str, name: str, args: dict[str, str], target: str | None,

@@ -175,6 +175,24 @@ def test_output_local_and_oci(builder, tmp_path):
     assert bad.returncode != 0 and "nope" in bad.stderr
 
 
+def test_quiet_with_the_archive_on_stdout(builder):
+    """-q -o -: stdout is the tar alone; the image id goes to stderr instead."""
+    import io
+    import subprocess
+    import sys
+    import tarfile
+
+    ctx = builder.context("FROM busybox\nRUN echo out > /out.txt\n")
+    res = subprocess.run([sys.executable, "-m", "pybuild.cli.build", "-q", "-o", "-", ctx],
+                         env={**os.environ, "PYBUILD_ROOT": builder.root}, capture_output=True,
+                         stdin=subprocess.DEVNULL, timeout=180)
+    assert res.returncode == 0, res.stderr
+    with tarfile.open(fileobj=io.BytesIO(res.stdout)) as tar:
+        assert tar.extractfile("out.txt").read() == b"out\n"
+    assert res.stdout[-1024:] == b"\0" * 1024  # the tar's end blocks are the last bytes
+    assert res.stderr.decode().strip().startswith("sha256:")
+
+
 def test_pyrun_build_is_the_same_command(builder, tmp_path):
     other = tmp_path / "other-root"
     import shutil
