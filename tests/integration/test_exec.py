@@ -34,10 +34,13 @@ def test_exec_sees_the_container(run_container):
 
 def test_exec_joins_the_cgroup_and_keeps_the_limits(run_container):
     c = run_container("--pids-limit", "20", "-m", "64m")
-    res = c.pyrun("exec", c.name, "sh", "-c", "cat /proc/self/cgroup")
-    own = {line.split(":")[1]: line.split(":")[2]
-           for line in res.stdout.splitlines() if line.split(":")[1] in ("memory", "pids")}
-    assert own and all(path.endswith(f"/pybuild/{c.id}") for path in own.values()), res.stdout
+    res = c.pyrun("exec", c.name, "sh", "-c", "cat /proc/1/cgroup; echo --; cat /proc/self/cgroup")
+    init_view, own_view = res.stdout.split("--\n")
+    assert init_view.strip() and init_view == own_view  # the same cgroups as pid 1
+    with open(f"/proc/{c.pid}/cgroup") as f:  # the host's view: the container's own cgroup
+        host = {line.split(":")[1]: line.rstrip().split(":")[2] for line in f}
+    limited = [host[k] for k in host if {"memory", "pids", ""} & set(k.split(","))]
+    assert any(path.endswith(f"/pybuild/{c.id}") for path in limited), host
     # caps and no_new_privs as the container's first process
     with open(f"/proc/{c.pid}/status") as f:
         init = {k: v.strip() for k, v in (line.split(":", 1) for line in f)}
