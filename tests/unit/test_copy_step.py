@@ -432,3 +432,13 @@ def test_link_does_not_enter_an_existing_dir_without_slash(ctx, dest):
         copy(ctx, dest, "a.txt", to="/app", link=True)
     copy(ctx, dest, "a.txt", to="/app/", link=True)
     assert (dest / "app" / "a.txt").read_text() == "A"
+
+
+def test_copy_dot_makes_a_0755_dir_whatever_the_context_mode(ctx, dest):
+    ctx.chmod(0o700)
+    copy(ctx, dest, ".", to="/app")
+    assert stat.S_IMODE(os.stat(dest / "app").st_mode) == 0o755
+    assert (dest / "app" / "dir" / "one").read_text() == "1"
+    before = content(ctx, ".")
+    ctx.chmod(0o750)  # the context dir's own mode is not copied, so it does not count
+    assert content(ctx, ".") == before

@@ -4,6 +4,7 @@ bodies. An item is one top-level thing the copy places; its nodes are what it wr
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import posixpath
 import re
@@ -134,6 +135,11 @@ def context_items(context: BuildContext, source: str, excludes: IgnoreRules | No
             continue
         top = context.entries[match.path] if match.path else context.root_entry
         nodes = [_context_node(context, top, "")]
+        if not match.path:
+            # BuildKit's context transfer skips the root itself (fsutil's walker), so the
+            # root BuildKit copies from is its snapshot's fresh 0755 dir, whatever the
+            # context dir's own mode: `COPY . /app` makes /app 0755
+            nodes[0] = dataclasses.replace(nodes[0], mode=stat.S_IFDIR | 0o755)
         if match.kind == "dir":
             cut = len(match.path) + 1 if match.path else 0
             nodes += [_context_node(context, e, e.path[cut:]) for e in context.below(match.path)]
