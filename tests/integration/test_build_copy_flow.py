@@ -4,11 +4,9 @@ fixture with --target, and the context rows of the cache matrix. They need the c
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
 
@@ -49,20 +47,18 @@ def test_busybox_net_http_builds_and_serves(builder):
     assert len(built.names(VertexStarted)) >= 5
     port = free_port()
     before = child_pids()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pybuild.cli.pyrun", "run", "--rm", "--network", "host",
-         "busybox-net-http", "httpd", "-f", "-p", f"127.0.0.1:{port}", "-h", "/www"],
-        env={**os.environ, "PYBUILD_ROOT": builder.root}, stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # detached, then `rm -f`: httpd as pid 1 ignores SIGTERM, and a killed foreground pyrun
+    # would leave its container's dir and cgroups for the next pyrun in this store to reap
+    res = builder.pyrun("run", "-d", "--name", "web", "--network", "host", "busybox-net-http",
+                        "httpd", "-f", "-p", f"127.0.0.1:{port}", "-h", "/www")
+    assert res.returncode == 0, res.stderr
+    cid = res.stdout.strip()
     try:
         page = _fetch(f"http://127.0.0.1:{port}/index.html", time.monotonic() + 30)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        rm = builder.pyrun("rm", "-f", "web")
+    assert rm.returncode == 0, rm.stderr
+    assert not [d for d in glob.glob(f"/sys/fs/cgroup/*/pybuild/{cid}*")]
     with open(os.path.join(ctx, "index.html")) as f:
         assert page == f.read()
     assert child_pids() == before
