@@ -80,9 +80,12 @@ def test_stats_streams_until_interrupted(run_container):
     import sys
 
     c = run_container("-m", "40m")
+    # SIGINT as from a terminal's Ctrl-C: a suite started in the background of a
+    # non-interactive shell (as CI may be) hands its children SIGINT ignored
     proc = subprocess.Popen([sys.executable, "-m", "pybuild.cli.pyrun", "stats", c.name],
                             env={**os.environ, "PYBUILD_ROOT": c.root},
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         out = ""
         deadline = time.monotonic() + 20
