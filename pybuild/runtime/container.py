@@ -252,7 +252,9 @@ class Container:
             self._save(state)
         with stdio.forward_signals() as forwarder:
             try:
-                proc = sandbox.spawn(spec, rootfs, stdin_null=state["stdin_null"])
+                proc = sandbox.spawn(spec, rootfs, stdin_null=state["stdin_null"],
+                                     cgroup_dirs=[*dict.fromkeys(cgroup.paths.values()),
+                                                  *([devices_cg] if devices_cg else [])])
             except BaseException:
                 cgroup.remove()
                 if devices_cg is not None:

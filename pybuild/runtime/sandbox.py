@@ -21,6 +21,7 @@ import signal
 import socket
 import stat
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pybuild.errors import CommandNotExecutable, CommandNotFound, ContainerError
@@ -160,10 +161,14 @@ def _lookup(argv0: str, env: dict) -> str:
 
 
 def _child(spec: dict, rootfs: Rootfs, flags: int, err_w: int, go_r: int,
-           sock, stdin_null: bool, stdio: tuple) -> None:
+           sock, stdin_null: bool, stdio: tuple, cgroup_dirs: Sequence[str] = ()) -> None:
     """Runs in the forked child, already pid 1 of its pid namespace. Never returns."""
-    step = "namespaces"
+    step = "cgroups"
     try:
+        for path in cgroup_dirs:
+            with open(os.path.join(path, "cgroup.procs"), "w") as f:
+                f.write("0")  # this process; before unshare, so the cgroup ns is rooted here
+        step = "namespaces"
         for target, fd in enumerate(stdio):
             if fd is not None and fd != target:
                 os.dup2(fd, target)
@@ -385,9 +390,12 @@ def _raise_failure(raw: bytes) -> None:
 
 
 def spawn(spec: dict, rootfs: Rootfs, *, stdin_null: bool = False,
-          stdio: tuple[int | None, int | None, int | None] = (None, None, None)) -> SandboxProcess:
+          stdio: tuple[int | None, int | None, int | None] = (None, None, None),
+          cgroup_dirs: Sequence[str] = ()) -> SandboxProcess:
     """Fork the container process; it sets itself up and waits for `go()` before exec.
-    `stdio` gives fds to use as the container's 0, 1, 2 instead of ours."""
+    `stdio` gives fds to use as the container's 0, 1, 2 instead of ours. The child joins
+    `cgroup_dirs` itself before it makes its namespaces, so its cgroup namespace is rooted
+    at the container's cgroup (inside, /proc/self/cgroup shows `/`, as with runc)."""
     flags = _namespace_flags(spec)
     err_r, err_w = os.pipe()
     go_r, go_w = os.pipe()
@@ -407,7 +415,8 @@ def spawn(spec: dict, rootfs: Rootfs, *, stdin_null: bool = False,
             os.close(go_w)
             if parent_sock is not None:
                 parent_sock.close()
-            _child(spec, rootfs, flags, err_w, go_r, child_sock, stdin_null, stdio)
+            _child(spec, rootfs, flags, err_w, go_r, child_sock, stdin_null, stdio,
+                   cgroup_dirs)
         finally:
             os._exit(125)
     os.close(err_w)

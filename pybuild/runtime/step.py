@@ -60,7 +60,8 @@ def run_step(
 
             devices_cg = devices.create(f"step-{new_id()[:32]}")
             try:
-                proc = sandbox.spawn(spec, rootfs, stdin_null=True, stdio=(None, stdout, stderr))
+                proc = sandbox.spawn(spec, rootfs, stdin_null=True, stdio=(None, stdout, stderr),
+                                     cgroup_dirs=[devices_cg] if devices_cg else [])
                 try:
                     if devices_cg is not None:
                         devices.add(devices_cg, proc.pid)
