@@ -5,6 +5,8 @@ rules, list, and prune dangling images."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -153,6 +155,15 @@ class Images:
         if row is None:
             raise ImageError(f"layer {diff_id} is not in the store")
         return row[0]
+
+    def _content_size(self, chain: str, diff_id: str) -> int:
+        """What `docker history` shows for a layer: the bytes of the files it holds (its
+        snapshot's non-directories, hard links once), not its tar's size with headers and
+        padding; the tar size when there is no snapshot."""
+        snap = self.store.snapshot(chain)
+        if snap is None:
+            return self.layer_size(diff_id)
+        return content_size(self.store.snapshot_dir(snap))
 
     def layer_blob(self, chain: str, diff_id: str, compressed: bool = True) -> Layer:
         """A stored blob of the layer: a compressed one if asked (made now, gzip, if none
@@ -404,8 +415,9 @@ class Images:
             chain.append(cur)
             cur = self.get(cur).parent
         rows = []
+        chains = dict(zip(image.config.diff_ids, chain_ids(image.config.diff_ids), strict=True))
         for i, (entry, diff_id) in enumerate(reversed(image.config.layer_history())):
-            size = self.layer_size(diff_id) if diff_id else 0
+            size = self._content_size(chains[diff_id], diff_id) if diff_id else 0
             rows.append((chain[i] if i < len(chain) else "<missing>", entry, size))
         if not rows:  # no history at all: one row for the image itself
             rows.append((image_id, None, image.size))
@@ -415,3 +427,24 @@ class Images:
 def _repo(reference: str) -> str:
     """The repository of a stored tag (`name:tag`) or digest reference (`name@sha256:...`)."""
     return refs.parse_normalized(reference).name
+
+
+def content_size(path: str) -> int:
+    """Sum of the sizes of everything but directories below `path` (lstat: a symlink counts
+    its target's length), each inode once, as Docker's directory.Size does."""
+    total, seen = 0, set()
+    stack = [path]
+    while stack:
+        try:
+            entries = os.scandir(stack.pop())
+        except OSError:
+            continue
+        with entries:
+            for e in entries:
+                st = e.stat(follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append(e.path)
+                elif (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))
+                    total += st.st_size
+    return total

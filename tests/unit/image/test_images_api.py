@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 
 import pytest
@@ -159,3 +160,19 @@ def test_rmi_of_last_tag_drops_that_repositorys_digests(images, tmp_path):
     assert images.remove("registry.test/app:3") == [
         ("Untagged", "registry.test/app:3"), ("Untagged", f"registry.test/app@{d1}")]
     assert list(images.get(kept).digests) == [f"registry.test/other@{d2}"]
+
+
+def test_history_sizes_are_content_sizes_as_docker(images, tmp_path):
+    """`docker history` SIZE is what the layer holds (files, link targets, hard links once),
+    not its tar with headers and padding: a 100-byte file is 100B."""
+    from pybuild.image.images import content_size
+
+    image_id, _ = _image(images, tmp_path, "h", tags=["h"])
+    rows = images.history(image_id)
+    assert [size for _, _, size in rows] == [0, 100]  # CMD (empty layer), then "h" * 100
+    tree = tmp_path / "tree"
+    (tree / "d" / "e").mkdir(parents=True)
+    (tree / "d" / "f").write_bytes(b"x" * 10)
+    os.link(tree / "d" / "f", tree / "d" / "e" / "hard")
+    os.symlink("abc", tree / "link")
+    assert content_size(str(tree)) == 10 + 3
