@@ -1,12 +1,12 @@
-"""`pyrun network create|ls|rm|inspect|prune`, with Docker's flags, columns and exit codes
-(network verbs exit 1 on a daemon-side error). `connect`/`disconnect` need containers: the
-library has them (pybuild.runtime.network.attach/detach); the verbs come with issue 7."""
+"""`pyrun network create|ls|rm|inspect|connect|disconnect|prune`, with Docker's flags,
+columns and exit codes (network verbs exit 1 on a daemon-side error)."""
 
 from __future__ import annotations
 
 import datetime
 import functools
 import json
+import os
 import re
 import sys
 
@@ -20,6 +20,10 @@ def _store(ctx: click.Context):
     from pybuild.runtime.netstore import NetworkStore
 
     return NetworkStore(store_root((ctx.find_root().obj or {}).get("root")))
+
+
+def _containers_dir(ctx: click.Context) -> str:
+    return os.path.join(store_root((ctx.find_root().obj or {}).get("root")), "containers")
 
 
 def _exit_1(fn):
@@ -260,6 +264,34 @@ def rm_cmd(ctx, force, refs):
             print(f"error: {e}", file=sys.stderr)
             rc = 1
     return rc
+
+
+@network_group.command("connect")
+@click.option("--alias", "aliases", multiple=True, help="Add network-scoped alias for the container")
+@click.option("--ip", help="IPv4 address (e.g., 172.30.100.104)")
+@click.argument("net")
+@click.argument("container")
+@click.pass_context
+@_exit_1
+def connect_cmd(ctx, aliases, ip, net, container):
+    """Connect a running container to a network (its next interface: eth1, ...)."""
+    from pybuild.runtime import netconnect
+
+    netconnect.connect(_store(ctx), _containers_dir(ctx), net, container, aliases=aliases,
+                       ipv4=ip)
+
+
+@network_group.command("disconnect")
+@click.option("-f", "--force", is_flag=True, help="Force the container to disconnect from a network")
+@click.argument("net")
+@click.argument("container")
+@click.pass_context
+@_exit_1
+def disconnect_cmd(ctx, force, net, container):
+    """Disconnect a container from a network."""
+    from pybuild.runtime import netconnect
+
+    netconnect.disconnect(_store(ctx), _containers_dir(ctx), net, container, force=force)
 
 
 @network_group.command("prune")
