@@ -70,6 +70,8 @@ def _pull(images, text: str, events) -> str:
 
 def onbuild_triggers(expressions, from_: From, path: str) -> tuple[Command, ...]:
     """An image's ONBUILD expressions -> typed instructions located at the FROM line."""
+    if not expressions:
+        return ()  # the usual case: no parser to load
     from pybuild.builder.convert import convert
     from pybuild.grammar import parse
 

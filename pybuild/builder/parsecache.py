@@ -25,15 +25,32 @@ _CODE = ("grammar/parser.py", "grammar/lines.py", "grammar/heredoc.py", "grammar
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _classes() -> dict[str, type]:
-    from pybuild.grammar import parser
+def _dataclasses(module) -> dict[str, type]:
+    return {value.__name__: value for value in vars(module).values()
+            if isinstance(value, type) and dataclasses.is_dataclass(value)
+            and value.__module__ == module.__name__}
 
-    found: dict[str, type] = {}
-    for module in (instructions, convert, mounts, parser):
-        for value in vars(module).values():
-            if isinstance(value, type) and dataclasses.is_dataclass(value) and (
-                    value.__module__ == module.__name__):
-                found[value.__name__] = value
+
+class _Classes(dict):
+    """Class name -> class. The parser's node classes (heredocs, syntax nodes) are looked up
+    only when an entry holds one: most Dockerfiles have none, and the grammar package costs
+    a cached build a tenth of its start-up."""
+
+    def __missing__(self, name: str) -> type:
+        from pybuild.grammar import parser
+
+        for key, value in _dataclasses(parser).items():
+            self.setdefault(key, value)
+        found = self.get(name)  # get(): no second __missing__
+        if found is None:
+            raise KeyError(name)  # not a class we know
+        return found
+
+
+def _classes() -> dict[str, type]:
+    found = _Classes()
+    for module in (instructions, convert, mounts):
+        found.update(_dataclasses(module))
     return found
 
 

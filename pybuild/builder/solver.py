@@ -15,7 +15,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 from pybuild.builder.events import (
@@ -299,6 +298,8 @@ class _Build:
         if len(level) == 1:
             self._stage(level[0])
             return
+        from concurrent.futures import ThreadPoolExecutor, as_completed  # a level of one: none
+
         with ThreadPoolExecutor(max_workers=len(level), thread_name_prefix="stage") as pool:
             futures = [pool.submit(self._stage, index) for index in level]
             try:

@@ -207,9 +207,11 @@ def build(
             refs.parse_tagged(tag)
         except PybuildError as e:
             raise click.BadParameter(f"invalid argument {tag!r}: {e}", param_hint="'-t'") from None
-    import tempfile
+    unpacked = None
+    if context == "-":
+        import tempfile
 
-    unpacked = tempfile.mkdtemp(prefix="pybuild-context-") if context == "-" else None
+        unpacked = tempfile.mkdtemp(prefix="pybuild-context-")
     try:
         data, shown, name = read_dockerfile(context, dockerfile, unpacked)
         if plan is not None:

@@ -9,10 +9,9 @@ import os
 import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from pybuild.errors import ImageError
-from pybuild.image import layers as layer_ops
 from pybuild.image import reference as refs
 from pybuild.image.config import ImageConfig, parse_config, parse_time
 from pybuild.image.manifest import (
@@ -24,6 +23,9 @@ from pybuild.image.manifest import (
     layer_media_type,
 )
 from pybuild.image.store import Store, chain_ids
+
+if TYPE_CHECKING:  # imported where used: a build or `pyrun create` of a stored image
+    from pybuild.image import layers as layer_ops  # never reads or writes a layer tar
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,8 @@ class Images:
                      media_type: str | None = None) -> layer_ops.Layer:
         """A layer blob (plain, gzip or zstd) -> its blob and snapshot, verified in one pass.
         Callers hold the store (store.hold()) until the image that uses it is recorded."""
+        from pybuild.image import layers as layer_ops
+
         return layer_ops.unpack_layer(self.store, parent_chain, src, expected_digest=expected_digest,
                                       expected_diff_id=expected_diff_id, size=size, keep_blob=True,
                                       media_type=media_type)
@@ -174,6 +178,8 @@ class Images:
         if have and (have[0].compression != "none" or not compressed):
             lb = have[0]
         else:
+            from pybuild.image import layers as layer_ops
+
             lb = layer_ops.ensure_blob(self.store, chain, "gzip")
         return Layer(lb.diff_id, lb.digest, lb.compression, lb.size, lb.uncompressed_size)
 
@@ -183,6 +189,8 @@ class Images:
         if chain is None and not self.store.layer_blobs(diff_id):
             raise ImageError(f"layer {diff_id} is not in the store")
         lb = self.layer_blob(chain[0] if chain else "", diff_id, compressed=False)
+        from pybuild.image import layers as layer_ops
+
         return layer_ops.open_plain(self.store, lb.blob_digest)  # type: ignore[return-value]
 
     def lower_dirs(self, image_id: str) -> list[str]:
@@ -195,6 +203,8 @@ class Images:
         with self.store.hold():  # gc must not take a snapshot between unpack and use
             for diff_id, cid in zip(diff_ids, cids, strict=True):
                 if self.store.snapshot(cid) is None:
+                    from pybuild.image import layers as layer_ops
+
                     with self.open_layer_tar(diff_id) as tar:
                         layer_ops.unpack_layer(self.store, parent, tar,
                                                expected_diff_id=diff_id, keep_blob=False)

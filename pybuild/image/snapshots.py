@@ -6,7 +6,7 @@ one snapshot (the loser's staged copy is discarded)."""
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import functools
 import os
 import shutil
 import stat
@@ -18,14 +18,21 @@ from pybuild.errors import ImageError, StoreError
 from pybuild.image.blobwriter import _fsync_dir
 from pybuild.image.store import SnapshotRecord, Store, chain_id
 
-_libc = ctypes.CDLL(None, use_errno=True)
+
+@functools.cache
+def _libc():
+    import ctypes  # loaded when a snapshot is written, not by every user of remove_tree
+
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def syncfs(path: str) -> None:
     """Flush the file system holding `path` (cheaper than fsyncing thousands of files)."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        if _libc.syncfs(fd) != 0:
+        if _libc().syncfs(fd) != 0:
+            import ctypes
+
             err = ctypes.get_errno()
             raise StoreError(f"syncfs {path}: {os.strerror(err)}")
     finally:

@@ -7,8 +7,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pybuild.runtime.mounts import secure_join
-
 __all__ = ["ModeError", "Owner", "OwnerError", "parse_chmod", "resolve_chown"]
 
 
@@ -37,6 +35,8 @@ def _numeric(text: str) -> int | None:
 
 def _lookup(dest_root: str, file: str, name: str) -> list[str] | None:
     """The fields of the first line of /etc/<file> naming `name`, read inside dest_root."""
+    from pybuild.runtime.mounts import secure_join  # only when a COPY runs
+
     path = secure_join(dest_root, f"/etc/{file}")
     try:
         with open(path, encoding="utf-8", errors="surrogateescape") as f:

@@ -20,7 +20,6 @@ from pybuild.grammar.gocompat import clean_path
 from pybuild.grammar.gopattern import valid_match_syntax
 from pybuild.grammar.ignore import IgnoreRules
 from pybuild.grammar.words import ExpansionError, expand
-from pybuild.runtime.mounts import secure_join
 
 __all__ = ["Item", "Node", "context_items", "heredoc_item", "is_git_source", "is_url",
            "root_items"]
@@ -198,6 +197,8 @@ def root_items(root: str, source: str, excludes: IgnoreRules | None,
                keep_owner: bool = True, parents: bool = False) -> list[Item]:
     """Matches of `source` inside the directory tree `root`, resolved as if `root` were `/`
     (BuildKit's fs.RootPath: `..` stops at the root, links are followed but never out)."""
+    from pybuild.runtime.mounts import secure_join  # not for the context: a cached COPY
+
     written = source
     path = clean_path("/" + source).lstrip("/") or "."
     segments = [] if path == "." else path.split("/")
@@ -248,6 +249,8 @@ def root_items(root: str, source: str, excludes: IgnoreRules | None,
 
 
 def _root_prefix(root: str, ancestor: str, drop: int) -> Node:
+    from pybuild.runtime.mounts import secure_join
+
     real = secure_join(root, ancestor)
     rel = "/".join(ancestor.split("/")[drop:])
     return _root_node(real, os.stat(real), rel, "/" + ancestor)
