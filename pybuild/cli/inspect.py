@@ -84,6 +84,13 @@ def _subnet_of(c, network_id: str) -> tuple[int, str]:
         return 0, ""
 
 
+def _health(c, active: bool) -> dict:
+    from pybuild.runtime.health import current_health
+
+    health = current_health(c.dir, active)
+    return {"Health": health} if health is not None else {}
+
+
 def container_json(c, state: dict, names: dict[str, str]) -> dict:
     from pybuild.cli.ps import status_of
     from pybuild.runtime.lifecycle import is_active, name_of
@@ -119,6 +126,7 @@ def container_json(c, state: dict, names: dict[str, str]) -> dict:
             "ExitCode": state.get("exit_code") or 0, "Error": state.get("error") or "",
             "StartedAt": _time(state.get("started")),
             "FinishedAt": _time(state.get("finished")),
+            **_health(c, active),
         },
         "Image": state.get("image_id") or "",
         "ResolvConfPath": os.path.join(c.dir, "resolv.conf"),
@@ -149,6 +157,7 @@ def container_json(c, state: dict, names: dict[str, str]) -> dict:
             "Image": state.get("image", ""), "Volumes": image_cfg.get("Volumes"),
             "WorkingDir": opts.get("WorkingDir") or image_cfg.get("WorkingDir", ""),
             "Entrypoint": entrypoint, "OnBuild": None, "Labels": state.get("labels") or {},
+            **({"Healthcheck": state["healthcheck"]} if state.get("healthcheck") else {}),
             "StopSignal": state.get("stop_signal") or "SIGTERM",
             **({"StopTimeout": state["stop_timeout"]}
                if state.get("stop_timeout") is not None else {}),

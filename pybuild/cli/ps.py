@@ -13,7 +13,8 @@ from pybuild.errors import ContainerError
 
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 FILTERS = ("status", "name", "ancestor", "label", "label!", "id", "exited", "until", "before",
-           "since")
+           "since", "health")
+HEALTH_STATUSES = ("starting", "healthy", "unhealthy", "none")
 HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
            "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "Ports": "PORTS",
            "Status": "STATUS", "Size": "SIZE", "Names": "NAMES", "Labels": "LABELS",
@@ -34,6 +35,8 @@ def parse_filters(items, allowed=FILTERS) -> dict[str, list[str]]:
             raise ContainerError(f"invalid filter '{key}'")
         if key == "status" and value not in STATUSES:
             raise ContainerError(f"invalid filter 'status={value}'")
+        if key == "health" and value not in HEALTH_STATUSES:
+            raise ContainerError(f"Unrecognised filter value for health: {value}")
         if key == "exited" and not value.lstrip("-").isdigit():
             raise ContainerError(f"invalid filter 'exited={value}'")
         out.setdefault(key, []).append(value)
@@ -71,11 +74,24 @@ def status_of(state: dict) -> str:
     return status if status in STATUSES else "exited"
 
 
-def status_text(state: dict, now: float) -> str:
+def health_of(c, state: dict) -> dict | None:
+    """State.Health (None: no check, or never started with one)."""
+    from pybuild.runtime.health import current_health
+    from pybuild.runtime.lifecycle import is_active
+
+    return current_health(c.dir, is_active(state)) if state.get("healthcheck") else None
+
+
+def status_text(state: dict, now: float, health: dict | None = None) -> str:
     status = status_of(state)
     if status in ("running", "paused"):
         up = "Up " + human_duration(now - (state.get("started") or now))
-        return up + " (Paused)" if status == "paused" else up
+        if status == "paused":
+            return up + " (Paused)"
+        if health is not None:  # moby's Health.String()
+            word = health.get("Status") or "starting"
+            return f"{up} (health: starting)" if word == "starting" else f"{up} ({word})"
+        return up
     if status == "restarting":
         return f"Restarting ({state.get('exit_code') or 0}) {ago(state.get('finished') or now, now)}"
     if status == "exited":
@@ -140,7 +156,7 @@ def rows_for(root: str, entries, *, no_trunc: bool, size: bool) -> list[dict]:
                                        time.gmtime(state.get("created", now))),
             "RunningFor": ago(state.get("created", now), now),
             "Ports": ports_text(state, active),
-            "Status": status_text(state, now),
+            "Status": status_text(state, now, health_of(c, state)),
             "Names": name_of(c, state, names),
             "Labels": ",".join(f"{k}={v}" for k, v in labels.items()),
             "Mounts": ",".join(m.get("Name") or m.get("Source", "")
@@ -198,6 +214,11 @@ def select(root: str, entries, wanted: dict[str, list[str]]):
         if "exited" in wanted and (status_of(state) != "exited" or str(state.get("exit_code"))
                                    not in wanted["exited"]):
             continue
+        if "health" in wanted:
+            from pybuild.runtime.health import status_word
+
+            if status_word(health_of(c, state)) not in wanted["health"]:
+                continue
         if not label_match(state.get("labels") or {}, wanted):
             continue
         if ancestors is not None and not (state.get("image") in ancestors

@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from pybuild.cli import healthflags
 from pybuild.cli.common import store_root
 from pybuild.errors import ContainerError, ImageError
 
@@ -177,6 +178,7 @@ def _options(f):
         click.option("--stop-timeout", default=None, type=int,
                      help="Seconds to wait for the stop signal before SIGKILL (default 10)."),
         click.option("-l", "--label", "labels", multiple=True, help="Set metadata (KEY=VALUE)."),
+        *healthflags.OPTIONS,
         click.argument("image"),
         click.argument("command", nargs=-1, type=click.UNPROCESSED),
     )):
@@ -233,11 +235,16 @@ def create_container(ctx: click.Context, o: dict):
     requests = parse_mount_flags(o["volumes"], o["mounts"], o["tmpfs"])
     from_specs = [mountspec.parse_volumes_from(v) for v in o["volumes_from"]]
     limits = parse_limits(o["memory"], o["memory_swap"], o["cpus"], o["pids_limit"])
+    user_health = healthflags.healthcheck_of(o)
     containers = os.path.join(root, "containers")
     reap_stale(containers)
     container_id = new_id()
     config, lower_dirs, ref, image_id = _open_image(root, o["image"], o["is_rootfs"])
     labels = _labels(config, o["labels"])
+    from pybuild.runtime import health
+
+    healthcheck = health.merge(user_health, (config.get("config") or {}).get("Healthcheck"))
+    health.validate(healthcheck)
     resolved = attach.resolve(
         root, requests, volumes_from=from_specs, lower_dirs=lower_dirs,
         image_volumes=tuple((config.get("config") or {}).get("Volumes") or {}))
@@ -253,7 +260,7 @@ def create_container(ctx: click.Context, o: dict):
     extra = {
         "restart_policy": policy.to_json(), "restart_count": 0, "labels": labels,
         "stop_signal": o["stop_signal"] or image_stop or "SIGTERM",
-        "stop_timeout": o["stop_timeout"],
+        "stop_timeout": o["stop_timeout"], "healthcheck": healthcheck,
         "host_config": {
             "Binds": list(o["volumes"]), "Tmpfs": list(o["tmpfs"]),
             "VolumesFrom": list(o["volumes_from"]), "NetworkMode": network,
@@ -311,4 +318,14 @@ def run(ctx: click.Context, detach: bool, **o) -> int:
         from pybuild.cli.attach import start_attached
 
         return start_attached(container, stdin=o["interactive"], tty=o["tty"])
-    return container.run()
+    return run_foreground(container)
+
+
+def run_foreground(container) -> int:
+    """Run in this process; a health check runs beside it, as under a supervisor."""
+    from pybuild.runtime import health
+
+    monitor = health.monitor_for(container, container.state())
+    if monitor is None:
+        return container.run()
+    return container.run(on_started=lambda _pid: monitor.start(), on_stopped=monitor.stop)

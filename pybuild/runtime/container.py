@@ -187,13 +187,15 @@ class Container:
 
     # ---- running
     def run(self, on_started: Callable[[int], None] | None = None,
-            on_console: Callable[[int], None] | None = None) -> int:
+            on_console: Callable[[int], None] | None = None,
+            on_stopped: Callable[[], None] | None = None) -> int:
         """Run with this process's stdio (a foreground pyrun, or a detached container's
         supervisor whose stdio are pipes); returns the exit code (128+N when killed by
         signal N). `on_started(pid)` is called once the command runs, `on_console(fd)`
         with the pty master of a -t container (builtin runtime; valid until the run
-        ends). Mounts are gone
-        afterwards; with `remove` the directory is gone too."""
+        ends), `on_stopped()` once it has ended, before the clean-up (a health monitor
+        stops there, before --rm removes the directory). Mounts are gone afterwards; with
+        `remove` the directory is gone too."""
         state = self.state()
         with open(os.path.join(self.dir, "config.json")) as f:
             spec = json.load(f)
@@ -224,6 +226,8 @@ class Container:
             code = e.exit_code
             raise
         finally:
+            if on_stopped is not None:
+                on_stopped()
             self._finish(state, code)
 
     def runtime_root(self) -> str:

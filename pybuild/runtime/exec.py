@@ -120,6 +120,14 @@ class ExecProcess:
         self.master = master
         self._exited: int | None = None
 
+    def poll(self) -> int | None:
+        """The exit code once the command has ended, else None (never blocks)."""
+        if self._exited is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self._exited = _exit_code(status)
+        return self._exited
+
     def wait(self) -> int:
         while self._exited is None:
             try:
@@ -139,10 +147,11 @@ class ExecProcess:
 
 
 def start(init_pid: int, process: dict, *, detach: bool = False,
-          stdin_null: bool = True) -> ExecProcess:
+          stdin_null: bool = True, output_fd: int | None = None) -> ExecProcess:
     """Run `process` (see exec_process) in the namespaces of the container whose first
     process is `init_pid`. Raises CommandNotFound/CommandNotExecutable/ContainerError for
-    failures before the command runs."""
+    failures before the command runs. `output_fd`: the command's stdout and stderr (a health
+    check's pipe), instead of ours."""
     ns_fds = []
     try:
         for name, flag in NAMESPACES:
@@ -154,13 +163,13 @@ def start(init_pid: int, process: dict, *, detach: bool = False,
                     continue
                 raise ContainerError("the container's process is gone") from None
         cgroups = cgroup_procs_files(init_pid)
-        return _spawn(ns_fds, cgroups, process, detach, stdin_null)
+        return _spawn(ns_fds, cgroups, process, detach, stdin_null, output_fd)
     finally:
         for fd, _flag in ns_fds:
             os.close(fd)
 
 
-def _spawn(ns_fds, cgroups, process, detach, stdin_null) -> ExecProcess:
+def _spawn(ns_fds, cgroups, process, detach, stdin_null, output_fd=None) -> ExecProcess:
     err_r, err_w = os.pipe()
     pid_r, pid_w = os.pipe()
     parent_sock = child_sock = None
@@ -175,7 +184,8 @@ def _spawn(ns_fds, cgroups, process, detach, stdin_null) -> ExecProcess:
             os.close(pid_r)
             if parent_sock is not None:
                 parent_sock.close()
-            _helper(ns_fds, cgroups, process, detach, stdin_null, err_w, pid_w, child_sock)
+            _helper(ns_fds, cgroups, process, detach, stdin_null, err_w, pid_w, child_sock,
+                    output_fd)
         finally:
             os._exit(125)
     os.close(err_w)
@@ -211,7 +221,8 @@ def _spawn(ns_fds, cgroups, process, detach, stdin_null) -> ExecProcess:
     return ExecProcess(struct.unpack("i", raw)[0], master)
 
 
-def _helper(ns_fds, cgroups, process, detach, stdin_null, err_w, pid_w, sock) -> None:
+def _helper(ns_fds, cgroups, process, detach, stdin_null, err_w, pid_w, sock,
+            output_fd=None) -> None:
     """The forked helper: join, fork the command, hand its pid over, exit. Never returns."""
     try:
         for path, essential in cgroups:
@@ -227,7 +238,7 @@ def _helper(ns_fds, cgroups, process, detach, stdin_null, err_w, pid_w, sock) ->
         if pid == 0:
             os.close(pid_w)
             try:
-                _command(process, detach, stdin_null, err_w, sock)
+                _command(process, detach, stdin_null, err_w, sock, output_fd)
             finally:
                 os._exit(125)
         os.write(pid_w, struct.pack("i", pid))
@@ -236,7 +247,8 @@ def _helper(ns_fds, cgroups, process, detach, stdin_null, err_w, pid_w, sock) ->
     os._exit(0)
 
 
-def _command(process: dict, detach: bool, stdin_null: bool, err_w: int, sock) -> None:
+def _command(process: dict, detach: bool, stdin_null: bool, err_w: int, sock,
+             output_fd: int | None = None) -> None:
     """In the container's namespaces, at its root: set up and exec. Never returns."""
     step = "set-up"
     try:
@@ -275,6 +287,10 @@ def _command(process: dict, detach: bool, stdin_null: bool, err_w: int, sock) ->
             for fd in (0, 1, 2) if detach else (0,):
                 os.dup2(null, fd)
             os.close(null)
+        if output_fd is not None:
+            for fd in (1, 2):
+                os.dup2(output_fd, fd)
+            os.close(output_fd)
         step = "capabilities"
         caps = process["capabilities"]
         _set_capabilities(caps)

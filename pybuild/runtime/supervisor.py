@@ -228,6 +228,9 @@ class Supervisor:
         if wait_attach:
             self._ready({"listening": True})
             self.attached.wait(30)
+        from pybuild.runtime.health import monitor_for
+
+        monitor = monitor_for(c, state)
         policy = RestartPolicy.from_json(state.get("restart_policy"))
         backoff = 0.0
         code = None
@@ -235,8 +238,9 @@ class Supervisor:
             while True:
                 began = time.monotonic()
                 try:
-                    code = c.run(on_started=lambda pid: self._ready({"started": pid}),
-                                 on_console=self._set_master)
+                    code = c.run(on_started=lambda pid: self._started(pid, monitor),
+                                 on_console=self._set_master,
+                                 on_stopped=monitor.stop if monitor else None)
                 except PybuildError as e:
                     self.master = None
                     self._drain()
@@ -274,6 +278,11 @@ class Supervisor:
                     c.update(status="exited")
                 c.update(supervisor=None)
             self.log.close()
+
+    def _started(self, pid: int, monitor) -> None:
+        self._ready({"started": pid})
+        if monitor is not None:
+            monitor.start()
 
     def _set_master(self, fd: int) -> None:
         self.master = fd
