@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # Debian packages the tests and the demo use (installed when missing and we are root).
-DEB_PACKAGES := busybox-static docker-registry skopeo umoci runc crun iptables iproute2 apache2-utils openssl
+DEB_PACKAGES := busybox-static docker-registry skopeo umoci runc crun iptables iproute2 apache2-utils openssl openssh-client
 PYTEST_ARGS ?=
 
 .PHONY: setup venv debs test lint demo bench clean

@@ -29,6 +29,7 @@ from pybuild.builder.events import (
     Warning,
 )
 from pybuild.builder.instructions import Arg
+from pybuild.builder.secrets import SecretSource, SshSource, ssh_agents
 from pybuild.builder.stage import StageBuild, StageResult
 from pybuild.builder.steps.meta import MetaContext
 from pybuild.cache.keys import PROXY_ARGS
@@ -54,6 +55,8 @@ class BuildOptions:
     labels: Mapping[str, str] = field(default_factory=dict)
     platform: str | None = None
     source_date_epoch: int | None = None
+    secrets: tuple[SecretSource, ...] = ()  # --secret: lent to RUN --mount=type=secret
+    ssh: tuple[SshSource, ...] = ()  # --ssh: agents lent to RUN --mount=type=ssh
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,8 @@ class _Build:
         self._context = None
         self.memo = None
         self.context_dir = options.context_dir
+        self.secrets = {s.id: s for s in options.secrets}
+        self.ssh_sockets: dict[str, str] = {}
 
     # -- services the stages use ----------------------------------------------------------
     def vertex(self, name: str, stage: str | None = None, line: int | None = None) -> Vertex:
@@ -252,7 +257,7 @@ class _Build:
         self.images = Images(self.store_root)
         self.store = self.images.store
         try:
-            with self.store.hold():
+            with self.store.hold(), ssh_agents(options.ssh) as self.ssh_sockets:
                 from pybuild.builder.workspace import Workspace
 
                 self.workspace = Workspace(self.store)

@@ -165,11 +165,18 @@ class StageBuild:
             with contextlib.ExitStack() as stack:
                 roots = {name: stack.enter_context(build.workspace.read_only_view(get()))
                          for name, (_, get) in sources.items()}
-                code, tail = execute_run(plan, lower_dirs=lowers, upper_dir=dirs.upper,
-                                         work_dir=dirs.work, scratch_dir=dirs.scratch,
-                                         context_dir=build.context_dir,
-                                         cache_root=build.workspace.cache_mounts,
-                                         on_output=on_output, sources=roots)
+                try:
+                    code, tail = execute_run(plan, lower_dirs=lowers, upper_dir=dirs.upper,
+                                             work_dir=dirs.work, scratch_dir=dirs.scratch,
+                                             context_dir=build.context_dir,
+                                             cache_root=build.workspace.cache_mounts,
+                                             on_output=on_output, sources=roots,
+                                             secrets=build.secrets,
+                                             ssh_sockets=build.ssh_sockets)
+                except BuildError as e:
+                    if e.step is not None:
+                        raise
+                    raise BuildError(e.message, step=self.where(command)) from None
             build.check_cancelled()
             if code != 0:
                 reason = (f'process "{" ".join(plan.argv)}" did not complete successfully: '

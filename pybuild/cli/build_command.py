@@ -175,6 +175,10 @@ def _sigterm(signum, frame) -> None:
     default=None,
     help="Print the build graph without building: '--plan' as text, '--plan=dot' as Graphviz DOT.",
 )
+@click.option("--secret", "secrets", multiple=True, metavar="id=ID[,src=PATH|,env=VAR]",
+              help="Lend a secret to RUN --mount=type=secret (repeatable; never stored).")
+@click.option("--ssh", "ssh", multiple=True, metavar="ID[=SOCKET|KEY[,KEY...]]",
+              help="Lend an ssh agent to RUN --mount=type=ssh ('default' = $SSH_AUTH_SOCK).")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def build(
     context: str,
@@ -193,6 +197,8 @@ def build(
     platform: str | None,
     push: bool,
     plan: str | None,
+    secrets: tuple[str, ...],
+    ssh: tuple[str, ...],
     debug: bool,
 ) -> None:
     """Build an image from a Dockerfile and CONTEXT: a directory, or '-' for stdin (a
@@ -219,8 +225,11 @@ def build(
             return
         if unpacked is not None and os.listdir(unpacked):  # the context came as an archive
             context, dockerfile = unpacked, shown
+        from pybuild.builder.secrets import parse_secret, parse_ssh
+
+        lent = (tuple(parse_secret(s) for s in secrets), tuple(parse_ssh(s) for s in ssh))
         _build(context, tags, dockerfile, data, args, target, no_cache, pull, progress, quiet,
-               labels, network, output, iidfile, platform, push)
+               labels, network, output, iidfile, platform, push, lent)
     finally:
         if unpacked is not None:
             import shutil
@@ -229,7 +238,7 @@ def build(
 
 
 def _build(context, tags, dockerfile, data, args, target, no_cache, pull, progress, quiet,
-           labels, network, output, iidfile, platform, push) -> None:
+           labels, network, output, iidfile, platform, push, lent=((), ())) -> None:
     if push and not tags:
         raise click.UsageError("--push needs at least one -t reference to push")
     output_spec = None
@@ -256,6 +265,8 @@ def _build(context, tags, dockerfile, data, args, target, no_cache, pull, progre
         labels=_labels(labels),
         platform=platform,
         source_date_epoch=_source_date_epoch(args),
+        secrets=lent[0],
+        ssh=lent[1],
     )
     parent = click.get_current_context().find_root().obj  # `pyrun --root R build ...`
     root = store_root(parent.get("root") if isinstance(parent, dict) else None)

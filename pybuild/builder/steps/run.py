@@ -7,8 +7,10 @@ stage (BuildKit's dispatchRun), and running it in a build sandbox with its outpu
 - env: the config's ENV, the ARGs in scope (ENV wins), and proxy build args; the ARGs and
   proxies reach the cache key only through step_key's build args (proxies never);
 - `--mount=type=cache` (a dir kept in the store per id), `type=tmpfs` (an empty dir that is
-  thrown away) and `type=bind` from the context, a stage or an image; secret and ssh
-  mounts are refused.
+  thrown away), `type=bind` from the context, a stage or an image, `type=secret` (a file on
+  a private tmpfs, bound read-only, or an env var; read when the step runs, so its content is
+  in no layer, no history and no cache key) and `type=ssh` (the build's agent socket bound
+  in, SSH_AUTH_SOCK pointing at the first one), as BuildKit's dispatchRun does.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from __future__ import annotations
 import collections
 import json
 import os
+import posixpath
 import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from pybuild.builder.instructions import Run
+from pybuild.builder.secrets import SecretSource
 from pybuild.builder.steps.meta import MetaContext, StageConfig, expander
 from pybuild.cache.keys import PROXY_ARGS
 from pybuild.errors import BuildError, DockerfileError, PybuildError
@@ -34,15 +38,22 @@ _ONLY_HEREDOC = re.compile(r"""^\s*<<-?(["']?)([^\s"']+)\1\s*$""")
 
 @dataclass(frozen=True)
 class RunMount:
-    kind: str  # cache | tmpfs | bind
-    target: str
-    source: str = ""  # cache: its id; bind: the path in the context (or in `from_`)
+    kind: str  # cache | tmpfs | bind | secret | ssh
+    target: str  # secret: "" when it only goes into `env`
+    source: str = ""  # cache, secret, ssh: its id; bind: the path in the context (or `from_`)
     readonly: bool = False
     from_: str | None = None  # bind: a stage or an image instead of the context
     sharing: str = "shared"  # cache: shared | locked | private
-    mode: int = 0o755  # cache: the mode, owner and group of a new cache dir
+    mode: int = 0o755  # cache: the mode, owner and group of a new cache dir; secret: file's
     uid: int = 0
     gid: int = 0
+    required: bool = False  # secret, ssh: fail when the build was not given it
+    env: str | None = None  # secret: also (or only) expose it as this variable
+
+    def key(self) -> list:
+        fields = [self.kind, self.target, self.source, self.readonly, self.from_, self.mode,
+                  self.uid, self.gid]
+        return fields + [self.required, self.env] if self.kind in ("secret", "ssh") else fields
 
 
 @dataclass(frozen=True)
@@ -93,15 +104,33 @@ def _mounts(command: Run, stage: StageConfig, ctx: MetaContext) -> tuple[RunMoun
             m = parse_mount(mount.spec, ex) if mount.deferred else mount
         except PybuildError as e:
             raise DockerfileError(str(e), path=ctx.path, line=command.line) from None
-        if m.type in ("secret", "ssh") or (m.from_ and m.type != "bind"):
-            what = f"type={m.type}" + (f",from={m.from_}" if m.from_ else "")
+        if m.from_ and m.type != "bind":
+            what = f"type={m.type},from={m.from_}"
             raise DockerfileError(f"RUN --mount={what} is not supported by pybuild",
                                   path=ctx.path, line=command.line)
         target = m.target or ""
+        if target and not target.startswith("/"):
+            target = os.path.normpath(os.path.join(stage.config.working_dir or "/", target))
+        if m.type == "secret":  # BuildKit's dispatchSecret
+            ident = m.source or m.id or posixpath.basename(target)
+            if not ident:
+                raise DockerfileError("one of source, target required", path=ctx.path,
+                                      line=command.line)
+            if not target and not m.env:
+                target = f"/run/secrets/{posixpath.basename(ident)}"
+            out.append(RunMount("secret", target, ident, True, mode=0o400 if m.mode is None
+                                else m.mode, uid=m.uid or 0, gid=m.gid or 0,
+                                required=m.required, env=m.env))
+            continue
+        if m.type == "ssh":  # BuildKit's dispatchSSH and llb.AddSSHSocket
+            n = sum(x.kind == "ssh" for x in out)
+            out.append(RunMount("ssh", target or f"/run/buildkit/ssh_agent.{n}",
+                                m.id or "default", True, mode=0o600 if m.mode is None
+                                else m.mode, uid=m.uid or 0, gid=m.gid or 0,
+                                required=m.required))
+            continue
         if not target:
             raise DockerfileError("mount target is required", path=ctx.path, line=command.line)
-        if not target.startswith("/"):
-            target = os.path.normpath(os.path.join(stage.config.working_dir or "/", target))
         if m.type == "cache":
             out.append(RunMount("cache", target, m.id or target, m.readonly, None,
                                 m.sharing or "shared", 0o755 if m.mode is None else m.mode,
@@ -140,14 +169,16 @@ def plan_run(command: Run, stage: StageConfig, ctx: MetaContext, build_network: 
     env += [f"{k}={v}" for k, v in proxies.items() if k not in config_env and k not in args]
     network = _network(command, build_network, ctx)
     mounts = _mounts(command, stage, ctx)
+    ssh = [m for m in mounts if m.kind == "ssh"]
+    if ssh and not any(e.startswith("SSH_AUTH_SOCK=") for e in env):
+        env.append(f"SSH_AUTH_SOCK={ssh[0].target}")
     shown = [f"{k}={config_env.get(k, v)}" for k, v in args.items()]
     prefix = [f"|{len(shown)}", *shown] if shown else []
     created_by = "RUN " + " ".join([*prefix, *argv]) + " # buildkit"
     key_text = json.dumps(
         {"run": list(argv), "env": list(stage.config.env), "user": stage.config.user,
          "workdir": stage.config.working_dir or "/", "network": network,
-         "files": files, "mounts": [[m.kind, m.target, m.source, m.readonly, m.from_, m.mode, m.uid, m.gid]
-                    for m in mounts]},
+         "files": files, "mounts": [m.key() for m in mounts]},
         sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return RunPlan(argv, tuple(env), stage.config.user, stage.config.working_dir or "/",
                    network, tuple(files), mounts, created_by, key_text, {**args, **proxies})
@@ -184,20 +215,80 @@ def _pump(fd: int, stream: int, on_output: Callable[[int, bytes], None], tail: _
 def execute_run(plan: RunPlan, *, lower_dirs: list[str], upper_dir: str, work_dir: str,
                 scratch_dir: str, context_dir: str | None, cache_root: str,
                 on_output: Callable[[int, bytes], None],
-                sources: Mapping[str, str] | None = None) -> tuple[int, list[str]]:
+                sources: Mapping[str, str] | None = None,
+                secrets: Mapping[str, SecretSource] | None = None,
+                ssh_sockets: Mapping[str, str] | None = None) -> tuple[int, list[str]]:
     """Run the plan over `lower_dirs` with writes going to `upper_dir`. `sources` maps the
-    `from=` of bind mounts to read-only views of those stages/images. Returns the exit code
-    and the last lines of output. Raises BuildError when the command cannot start."""
+    `from=` of bind mounts to read-only views of those stages/images; `secrets` and
+    `ssh_sockets` are what the build was given, by id. Returns the exit code and the last
+    lines of output. Raises BuildError when the command cannot start or a required secret
+    or ssh agent is missing."""
     from pybuild.runtime.spec import BindMount
 
     binds: list[BindMount] = []
-    undo: list[Callable[[], None]] = []  # flocks to release, writable views to unmount
+    undo: list[Callable[[], None]] = []  # flocks to release, views and tmpfs to unmount
+    env = list(plan.env)
     try:
+        lent = _lent_mounts(plan, scratch_dir, env, undo, secrets or {}, ssh_sockets or {})
         return _execute(plan, binds, undo, lower_dirs, upper_dir, work_dir, scratch_dir,
-                        context_dir, cache_root, on_output, sources)
+                        context_dir, cache_root, on_output, sources, tuple(env), lent)
     finally:
         for fn in reversed(undo):
             fn()
+
+
+def _lent_mounts(plan: RunPlan, scratch_dir: str, env: list[str], undo: list,
+                 secrets: Mapping[str, SecretSource], ssh_sockets: Mapping[str, str]) -> dict:
+    """Binds of the secrets and ssh agents a step mounts. A secret is written to a tmpfs
+    of its own outside the step's dirs (never to disk, never into the upper dir), with the
+    mount's mode and owner; one that is missing is skipped unless `required`."""
+    from pybuild.builder.secrets import read_secret
+    from pybuild.runtime.spec import BindMount
+
+    binds = {}  # mount index -> its bind, so every bind keeps the Dockerfile's order
+    tmpfs = ""
+    for i, m in enumerate(plan.mounts):
+        if m.kind == "ssh":
+            sock = ssh_sockets.get(m.source)
+            if sock is None:
+                if m.required:
+                    raise BuildError(f'no SSH key "{m.source}" forwarded from the client')
+                continue
+            binds[i] = BindMount(sock, m.target, readonly=True)
+        elif m.kind == "secret":
+            source = secrets.get(m.source)
+            data = None if source is None else read_secret(source)
+            if data is None:
+                if m.required:
+                    raise BuildError(f"secret {m.source}: not found")
+                continue
+            if m.env:
+                env.append(f"{m.env}={data.decode('utf-8', 'replace')}")
+            if not m.target:
+                continue
+            if not tmpfs:
+                tmpfs = _secret_tmpfs(scratch_dir, undo)
+            host = os.path.join(tmpfs, f"secret-{i}")
+            fd = os.open(host, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o400)
+            try:
+                os.write(fd, data)
+                os.fchown(fd, m.uid, m.gid)
+                os.fchmod(fd, m.mode)
+            finally:
+                os.close(fd)
+            binds[i] = BindMount(host, m.target, readonly=True)
+    return binds
+
+
+def _secret_tmpfs(scratch_dir: str, undo: list) -> str:
+    from pybuild.runtime import linux
+
+    path = os.path.join(scratch_dir, "secrets")
+    os.makedirs(path, 0o700)
+    linux.mount("tmpfs", path, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC,
+                "mode=0700,size=16m")
+    undo.append(lambda: linux.umount2(path, linux.MNT_DETACH))
+    return path
 
 
 def _writable_view(host: str, scratch_dir: str, i: int, undo: list) -> str:
@@ -255,7 +346,7 @@ def _cache_dir(m: RunMount, cache_root: str, scratch_dir: str, i: int, undo: lis
 
 
 def _execute(plan, binds, undo, lower_dirs, upper_dir, work_dir, scratch_dir, context_dir,
-             cache_root, on_output, sources) -> tuple[int, list[str]]:
+             cache_root, on_output, sources, env, lent) -> tuple[int, list[str]]:
     from pybuild.runtime.spec import BindMount
     from pybuild.runtime.step import run_step
 
@@ -266,6 +357,10 @@ def _execute(plan, binds, undo, lower_dirs, upper_dir, work_dir, scratch_dir, co
         os.chmod(host, 0o755)
         binds.append(BindMount(host, path, readonly=True))
     for i, m in enumerate(plan.mounts):
+        if m.kind in ("secret", "ssh"):
+            if i in lent:
+                binds.append(lent[i])
+            continue
         if m.kind == "cache":
             host = _cache_dir(m, cache_root, scratch_dir, i, undo)
         elif m.kind == "tmpfs":
@@ -294,7 +389,7 @@ def _execute(plan, binds, undo, lower_dirs, upper_dir, work_dir, scratch_dir, co
         t.start()
     try:
         code = run_step(lower_dirs=lower_dirs, upper_dir=upper_dir, work_dir=work_dir,
-                        scratch_dir=scratch_dir, argv=plan.argv, env=plan.env, user=plan.user,
+                        scratch_dir=scratch_dir, argv=plan.argv, env=env, user=plan.user,
                         workdir=plan.workdir, network=plan.network, binds=binds,
                         stdout=out_w, stderr=err_w)
     except PybuildError as e:  # CommandNotFound, CommandNotExecutable, set-up failures
