@@ -37,6 +37,7 @@ class DockerfileError(PybuildError):
     def __init__(self, message: str, path: str = "Dockerfile", line: int | None = None):
         self.path = path
         self.line = line
+        self.lines = (line, line) if line is not None else None  # the span the CLI shows
         self.reason = message
         where = f"{path}:{line}" if line is not None else path
         super().__init__(f"{where}: {message}")
@@ -50,6 +51,7 @@ class BuildError(PybuildError):
     def __init__(self, message: str, step: str | None = None, code: int | None = None):
         self.step = step
         self.code = code
+        self.lines: tuple[int, int] | None = None  # the step's Dockerfile lines, first to last
         super().__init__(f"{step}: {message}" if step else message)
 
 

@@ -100,6 +100,19 @@ class BuildContext:
     def abspath(self, path: str) -> str:
         return os.path.join(self.root, path) if path else self.root
 
+    def unsent(self) -> list[str]:
+        """The paths on disk that are not sent (ignored, or sockets) whose parent dir is:
+        hiding exactly these shows a view of the context as BuildKit transfers it."""
+        out = []
+        for rel in ["", *(p for p, e in self.entries.items() if e.kind == "dir")]:
+            sent = set(self._children.get(rel, ()))
+            try:
+                names = sorted(os.listdir(self.abspath(rel)))
+            except OSError:
+                continue
+            out.extend(_join(rel, n) for n in names if n not in sent)
+        return out
+
     # --- the walk ------------------------------------------------------------------------
 
     def _walk(self, abs_dir: str, rel_dir: str, state: ParentMatches | None) -> bool:

@@ -56,7 +56,7 @@ class Stage:
     platform: str | None  # FROM --platform after expansion
     base_stage: int | None  # the earlier stage this one starts from, if any
     commands: tuple[Command, ...]
-    triggers: tuple[Command, ...]  # ONBUILD triggers inherited from the base stage, run first
+    triggers: tuple[Command, ...]  # ONBUILD triggers of the base (stage or image), run first
     dependencies: tuple[Dependency, ...]
 
     @property
@@ -220,8 +220,11 @@ def build_graph(
     build_args: Mapping[str, str] | None = None,
     target: str | None = None,
     auto_args: Mapping[str, str] | None = None,
+    image_triggers: Mapping[int, tuple[Command, ...]] | None = None,
 ) -> BuildGraph:
-    """Syntax tree (grammar.Dockerfile) or TypedDockerfile -> the checked stage graph."""
+    """Syntax tree (grammar.Dockerfile) or TypedDockerfile -> the checked stage graph.
+    `image_triggers` are the ONBUILD triggers of base images (by stage index), known once
+    the solver has resolved them: a trigger's `COPY --from=<stage>` is a dependency too."""
     typed = tree if isinstance(tree, TypedDockerfile) else type_dockerfile(tree)
     path, escape = typed.path, typed.escape
     build_args = dict(build_args or {})
@@ -273,6 +276,8 @@ def build_graph(
         if base_stage is not None and base_stage >= index:
             base_stage = None  # FROM only sees earlier stages; a later name is an image
         triggers: tuple[Command, ...] = ()
+        if base_stage is None and image_triggers and base.lower() != "scratch":
+            triggers = tuple(image_triggers.get(index, ()))
         if base_stage is not None:
             # a trigger is its own instruction: its text is the ONBUILD's expression
             triggers = tuple(

@@ -6,13 +6,8 @@ private ssh-agent holding the given keys for the length of the build), as buildx
 from __future__ import annotations
 
 import contextlib
-import csv
 import os
-import shutil
 import stat
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -44,6 +39,8 @@ class SshSource:
 
 
 def _fields(text: str, flag: str) -> list[str]:
+    import csv
+
     try:
         return next(csv.reader([text], strict=True), [])
     except csv.Error as e:
@@ -139,6 +136,9 @@ def ssh_agents(sources: Sequence[SshSource],
                environ: Mapping[str, str] | None = None) -> Iterator[dict[str, str]]:
     """id -> agent socket for the length of a build. A source of key files gets its own
     ssh-agent (from openssh-client) holding those keys; it is stopped (by pid) afterwards."""
+    import shutil
+    import subprocess
+
     environ = os.environ if environ is None else environ
     sockets: dict[str, str] = {}
     agents: list[tuple[subprocess.Popen, str]] = []
@@ -168,7 +168,12 @@ def ssh_agents(sources: Sequence[SshSource],
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _start_agent(source: SshSource, agents: list[tuple[subprocess.Popen, str]]) -> str:
+def _start_agent(source: SshSource, agents: list) -> str:
+    import shutil
+    import subprocess
+    import tempfile
+    import time
+
     agent, add = shutil.which("ssh-agent"), shutil.which("ssh-add")
     if not agent or not add:
         raise SecretError(f"--ssh {source.id}: key files need ssh-agent and ssh-add "

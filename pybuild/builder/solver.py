@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pybuild.builder.events import (
     BuildDone,
@@ -29,12 +30,14 @@ from pybuild.builder.events import (
     Warning,
 )
 from pybuild.builder.instructions import Arg
-from pybuild.builder.secrets import SecretSource, SshSource, ssh_agents
 from pybuild.builder.stage import StageBuild, StageResult
 from pybuild.builder.steps.meta import MetaContext
 from pybuild.cache.keys import PROXY_ARGS
 from pybuild.errors import BuildError, DockerfileError
 from pybuild.image.config import ContainerConfig
+
+if TYPE_CHECKING:
+    from pybuild.builder.secrets import SecretSource, SshSource
 
 __all__ = ["BuildOptions", "BuildResult", "build"]
 
@@ -123,6 +126,7 @@ class _Build:
         self._bases: dict[str, tuple[str, bool]] = {}
         self.results: dict[int, StageResult] = {}
         self._context = None
+        self._context_view: str | None = None
         self.memo = None
         self.context_dir = options.context_dir
         self.secrets = {s.id: s for s in options.secrets}
@@ -183,6 +187,16 @@ class _Build:
             self._context = self.internal("[internal] load build context", load)
             return self._context
 
+    def context_view(self) -> str | None:
+        """The context as it is sent (.dockerignore applied), for RUN bind mounts; once."""
+        context = self.context()
+        if context is None:
+            return None
+        with self._context_lock:
+            if self._context_view is None:
+                self._context_view = self.workspace.context_view(context)
+            return self._context_view
+
     def from_source(self, name: str, line: int) -> tuple[str, Callable[[], list[str]]]:
         """(cache key, lower dirs getter) of an earlier stage or an image named by --from."""
         index = self._stage_index(name)
@@ -207,7 +221,7 @@ class _Build:
         with self._base_lock:
             known = self._bases.get(text)
             if known is not None:
-                return known[0], False
+                return known  # (pulled by this build or not: the FROM step shows which)
             from pybuild.image import reference as refs
 
             name = str(refs.parse_normalized(text).with_default_tag())
@@ -250,15 +264,17 @@ class _Build:
         check_platform(options.platform)
         for w in graph.warnings:
             self.progress.emit(Warning(str(w), w.line))
-        self._warn_unused_args()
         meta_args = dict(graph.auto_args)
         meta_args.update(graph.global_env)
         self.meta = MetaContext(graph.path, graph.escape, dict(options.build_args), meta_args)
         self.images = Images(self.store_root)
         self.store = self.images.store
         try:
-            with self.store.hold(), ssh_agents(options.ssh) as self.ssh_sockets:
+            with self.store.hold(), self._ssh_agents() as self.ssh_sockets:
                 from pybuild.builder.workspace import Workspace
+
+                self.graph = graph = self._with_image_triggers(typed, graph)
+                self._warn_unused_args()
 
                 self.workspace = Workspace(self.store)
                 try:
@@ -271,6 +287,38 @@ class _Build:
                         self.memo.save(self.store)
         finally:
             self.images.close()
+
+    def _ssh_agents(self):
+        if not self.options.ssh:
+            return contextlib.nullcontext({})
+        from pybuild.builder.secrets import ssh_agents
+
+        return ssh_agents(self.options.ssh)
+
+    def _with_image_triggers(self, typed, graph):
+        """Resolve the base images of the stages the target needs (BuildKit loads all their
+        metadata first) and put their ONBUILD triggers into the graph, so a trigger's `COPY
+        --from=<stage>` makes that stage a dependency; again while that adds stages."""
+        from pybuild.builder.base import check_platform, onbuild_triggers
+        from pybuild.builder.graph import build_graph
+
+        triggers: dict[int, tuple] = {}
+        while True:
+            added = False
+            for index in graph.order:
+                stage = graph.stages[index]
+                if (index in triggers or stage.base_stage is not None
+                        or stage.base.lower() == "scratch"):
+                    continue
+                check_platform(stage.platform, f"{graph.path}:{stage.from_.line}: FROM --platform")
+                image_id = self.base_image(stage.base, stage.from_.line)[0]
+                on_build = self.images.get(image_id).config.config.on_build
+                triggers[index] = onbuild_triggers(on_build, stage.from_, graph.path)
+                added = added or bool(triggers[index])
+            if not added:
+                return graph
+            graph = build_graph(typed, build_args=self.options.build_args,
+                                target=self.options.target, image_triggers=triggers)
 
     def _read_dockerfile(self) -> tuple[bytes, str]:
         options = self.options

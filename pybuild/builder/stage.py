@@ -72,23 +72,35 @@ class StageBuild:
     def run(self) -> StageResult:
         for command in self.steps:
             self.build.check_cancelled()
-            if isinstance(command, Run):
-                self._run(command)
-            elif isinstance(command, Copy | Add):
-                self._copy(command)
-            elif isinstance(command, Workdir):
-                created_by = apply_meta(command, self.conf, self.build.meta)
-                self._workdir(command, created_by)
-            elif isinstance(command, META_TYPES):
-                created_by = apply_meta(command, self.conf, self.build.meta)
-                self._history(created_by, None, empty=True)
-            else:
-                raise DockerfileError(f"{command.keyword} cannot be used here",
-                                      path=self.build.graph.path, line=command.line)
+            try:
+                self._step(command)
+            except BuildError as e:  # where it failed, for the CLI's Dockerfile excerpt
+                if e.lines is None:
+                    e.lines = (command.line, command.end_line)
+                raise
+            except DockerfileError as e:
+                if e.line == command.line and e.path == self.build.graph.path:
+                    e.lines = (command.line, command.end_line)
+                raise
         self.result.config = self.conf.config
         self.result.author = self.conf.author
         self.result.args = dict(self.conf.args)
         return self.result
+
+    def _step(self, command: Command) -> None:
+        if isinstance(command, Run):
+            self._run(command)
+        elif isinstance(command, Copy | Add):
+            self._copy(command)
+        elif isinstance(command, Workdir):
+            created_by = apply_meta(command, self.conf, self.build.meta)
+            self._workdir(command, created_by)
+        elif isinstance(command, META_TYPES):
+            created_by = apply_meta(command, self.conf, self.build.meta)
+            self._history(created_by, None, empty=True)
+        else:
+            raise DockerfileError(f"{command.keyword} cannot be used here",
+                                  path=self.build.graph.path, line=command.line)
 
     def _history(self, created_by: str, created: float | None, empty: bool) -> None:
         epoch = self.build.options.source_date_epoch
@@ -147,10 +159,15 @@ class StageBuild:
         plan = plan_run(command, self.conf, build.meta, build.options.network)
         sources = {m.from_: build.from_source(m.from_, command.line)
                    for m in plan.mounts if m.from_}
-        content = json.dumps([sorted((k, v[0]) for k, v in sources.items()),
-                              build.epoch_content()]) if sources else build.epoch_content()
-        key = step_key(self.result.key, plan.key_text, plan.args, None, content)
         vertex = self.vertex(command)
+        # a bind of the context brings what it holds (as sent: .dockerignore applies) into
+        # the key, as COPY does; BuildKit checksums a bind's selector the same way
+        binds = [self._bind_hash(command, vertex, m.source)
+                 for m in plan.mounts if m.kind == "bind" and not m.from_]
+        content = json.dumps([sorted((k, v[0]) for k, v in sources.items()),
+                              build.epoch_content()] + ([binds] if binds else [])) \
+            if sources or binds else build.epoch_content()
+        key = step_key(self.result.key, plan.key_text, plan.args, None, content)
 
         def execute() -> Committed:
             from pybuild.builder.events import VertexLog
@@ -168,7 +185,8 @@ class StageBuild:
                 try:
                     code, tail = execute_run(plan, lower_dirs=lowers, upper_dir=dirs.upper,
                                              work_dir=dirs.work, scratch_dir=dirs.scratch,
-                                             context_dir=build.context_dir,
+                                             context_dir=build.context_view()
+                                             if binds else None,
                                              cache_root=build.workspace.cache_mounts,
                                              on_output=on_output, sources=roots,
                                              secrets=build.secrets,
@@ -189,6 +207,21 @@ class StageBuild:
                                           build.options.source_date_epoch)
 
         self._fs_step(command, vertex, key, plan.created_by, execute)
+
+    def _bind_hash(self, command: Run, vertex, source: str) -> str:
+        from pybuild.builder.contenthash import content_hash
+
+        build = self.build
+        context = build.context()
+        try:
+            if context is None:
+                raise BuildError("RUN --mount=type=bind needs a build context, and this build "
+                                 "has none (the Dockerfile came on stdin)")
+            return content_hash(context, [source], owner=True, memo=build.memo)
+        except BuildError as e:
+            build.progress.emit(VertexStarted(vertex, time.monotonic()))
+            build.progress.emit(VertexFailed(vertex, 0.0, str(e).splitlines()[0]))
+            raise BuildError(e.message, step=self.where(command)) from None
 
     # -- WORKDIR ----------------------------------------------------------------------------
     def _workdir(self, command: Workdir, created_by: str) -> None:

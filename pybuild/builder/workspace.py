@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import stat
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -61,6 +62,24 @@ def reap_stale(store: Store) -> int:
         reaped += 1
     return reaped
 
+
+
+def _mirror_dirs(src_root: str, dst_root: str, rel: str, only_attrs: bool = False) -> None:
+    """Make dst_root/rel (and its parents) with the owner, mode and times of src_root's; with
+    `only_attrs`, copy those onto every dir already under dst_root instead."""
+    if only_attrs:
+        for dirpath, _, _ in os.walk(dst_root):
+            inner = os.path.relpath(dirpath, dst_root)
+            st = os.lstat(os.path.join(src_root, inner))
+            os.chown(dirpath, st.st_uid, st.st_gid)
+            os.chmod(dirpath, stat.S_IMODE(st.st_mode))
+            os.utime(dirpath, ns=(st.st_atime_ns, st.st_mtime_ns))
+        return
+    current = ""
+    for part in rel.split("/"):
+        current = os.path.join(current, part)
+        if not os.path.isdir(os.path.join(dst_root, current)):
+            os.mkdir(os.path.join(dst_root, current), 0o755)
 
 
 class Workspace:
@@ -124,6 +143,34 @@ class Workspace:
             yield target
         finally:
             unmount_tree(target)
+
+    def context_view(self, context) -> str:
+        """The build context as it is sent (a BuildContext: ignored files hidden), for RUN
+        --mount=type=bind: its own dir when nothing is hidden, else a read-only overlay with
+        a layer of whiteouts on top, mounted until close()."""
+        from pybuild.runtime import linux as L
+
+        hidden = context.unsent()
+        if not hidden:
+            return context.root
+        with self._lock:
+            n = next(self._counter)
+        base = os.path.join(self.root, f"context-{n}")
+        whiteouts, target = os.path.join(base, "whiteouts"), os.path.join(base, "view")
+        os.makedirs(target, 0o755)
+        os.mkdir(whiteouts, 0o755)
+        for rel in hidden:
+            parent = os.path.dirname(rel)
+            if parent and not os.path.isdir(os.path.join(whiteouts, parent)):
+                _mirror_dirs(context.root, whiteouts, parent)
+            os.mknod(os.path.join(whiteouts, rel), 0o600 | stat.S_IFCHR, 0)
+        # the dirs made above take their owner and mode from the context: in an overlay the
+        # top layer's copy of a dir is what shows
+        _mirror_dirs(context.root, whiteouts, "", only_attrs=True)
+        self._mounted = True
+        L.mount("overlay", target, "overlay", L.MS_RDONLY,
+                f"lowerdir={whiteouts}:{context.root}")
+        return target
 
     def commit(self, dirs: StepDirs, parent: str | None,
                source_date_epoch: int | None) -> Committed:

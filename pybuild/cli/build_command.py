@@ -225,9 +225,11 @@ def build(
             return
         if unpacked is not None and os.listdir(unpacked):  # the context came as an archive
             context, dockerfile = unpacked, shown
-        from pybuild.builder.secrets import parse_secret, parse_ssh
+        lent: tuple = ((), ())
+        if secrets or ssh:
+            from pybuild.builder.secrets import parse_secret, parse_ssh
 
-        lent = (tuple(parse_secret(s) for s in secrets), tuple(parse_ssh(s) for s in ssh))
+            lent = (tuple(parse_secret(s) for s in secrets), tuple(parse_ssh(s) for s in ssh))
         _build(context, tags, dockerfile, data, args, target, no_cache, pull, progress, quiet,
                labels, network, output, iidfile, platform, push, lent)
     finally:
@@ -280,6 +282,7 @@ def _build(context, tags, dockerfile, data, args, target, no_cache, pull, progre
     except PybuildError as e:
         if e.exit_code == 125:  # whatever fails while solving fails the build: docker's 1
             e.exit_code = 1
+        _show_excerpt(e, data, dockerfile)
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -295,6 +298,17 @@ def _build(context, tags, dockerfile, data, args, target, no_cache, pull, progre
         # stdout may be carrying the exported archive (-o -): the id must not end up in it
         to_stdout = output_spec is not None and output_spec.dest == "-"
         click.echo(result.image_id, err=to_stdout)
+
+
+def _show_excerpt(error: PybuildError, data: bytes | str, dockerfile: str | None) -> None:
+    """The failing step's Dockerfile lines, as BuildKit prints them above the error."""
+    from pybuild.cli.build_excerpt import error_lines, excerpt
+
+    name = os.path.basename(dockerfile) if dockerfile not in (None, "-") else "Dockerfile"
+    lines = error_lines(error, name)
+    if lines is not None:
+        raw = data.encode() if isinstance(data, str) else data
+        click.echo(excerpt(raw, name, *lines), err=True, nl=False)
 
 
 def _plan(data: bytes, shown: str, name: str, args: dict[str, str], target: str | None,

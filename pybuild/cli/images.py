@@ -70,6 +70,7 @@ def images_cmd(ctx, show_all, quiet, digests, no_trunc, fmt, repository):
                 continue
             names = [refs.parse(t) for t in image.tags] or [None]
             digest_of = {refs.parse(d).name: refs.parse(d).digest for d in image.digests}
+            size = None if quiet else human_size(store.content_size(image))
             for r in names:
                 if want is not None and (r is None or r.name != want.name or (want.tag and r.tag != want.tag)):
                     continue
@@ -80,7 +81,7 @@ def images_cmd(ctx, show_all, quiet, digests, no_trunc, fmt, repository):
                     "ID": _short(image.id, no_trunc),
                     "CreatedSince": ago(image.created),
                     "CreatedAt": _local_time(image.created),
-                    "Size": human_size(image.size),
+                    "Size": size,
                 })
         if quiet:
             seen = []
@@ -233,7 +234,7 @@ def _inspect_dict(store, image_id: str) -> dict:
         "Config": docker_config,
         "Architecture": image.config.architecture,
         "Os": image.config.os,
-        "Size": image.size,
+        "Size": store.content_size(image),  # as `images` and `history` show it
         "RootFS": {"Type": "layers", "Layers": list(image.config.diff_ids)},
         "Metadata": {"LastTagTime": _rfc(image.added)},
     }

@@ -4,9 +4,11 @@ rules, list, and prune dangling images."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
@@ -167,7 +169,31 @@ class Images:
         snap = self.store.snapshot(chain)
         if snap is None:
             return self.layer_size(diff_id)
-        return content_size(self.store.snapshot_dir(snap))
+        fs = self.store.snapshot_dir(snap)
+        # a snapshot never changes: its size is walked once and kept next to its fs/
+        memo = os.path.join(os.path.dirname(fs), "content-size")
+        try:
+            with open(memo) as f:
+                return int(f.read())
+        except (OSError, ValueError):
+            pass
+        size = content_size(fs)
+        tmp = f"{memo}.tmp-{os.getpid()}-{threading.get_ident()}"
+        try:
+            with open(tmp, "w") as f:
+                f.write(str(size))
+            os.replace(tmp, memo)
+        except OSError:  # a read-only store, or gc removed the snapshot meanwhile
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        return size
+
+    def content_size(self, image: Image) -> int:
+        """What `docker images` shows as SIZE: the content size of all the image's layers,
+        each as `history` shows it."""
+        diff_ids = list(image.config.diff_ids)
+        return sum(self._content_size(c, d)
+                   for d, c in zip(diff_ids, chain_ids(diff_ids), strict=True))
 
     def layer_blob(self, chain: str, diff_id: str, compressed: bool = True) -> Layer:
         """A stored blob of the layer: a compressed one if asked (made now, gzip, if none

@@ -23,12 +23,15 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pybuild.builder.instructions import Run
-from pybuild.builder.secrets import SecretSource
 from pybuild.builder.steps.meta import MetaContext, StageConfig, expander
 from pybuild.cache.keys import PROXY_ARGS
 from pybuild.errors import BuildError, DockerfileError, PybuildError
+
+if TYPE_CHECKING:
+    from pybuild.builder.secrets import SecretSource
 
 __all__ = ["RunPlan", "plan_run", "execute_run", "TAIL_LINES"]
 
@@ -229,66 +232,14 @@ def execute_run(plan: RunPlan, *, lower_dirs: list[str], upper_dir: str, work_di
     undo: list[Callable[[], None]] = []  # flocks to release, views and tmpfs to unmount
     env = list(plan.env)
     try:
-        lent = _lent_mounts(plan, scratch_dir, env, undo, secrets or {}, ssh_sockets or {})
+        from pybuild.builder.steps.run_lent import lent_mounts
+
+        lent = lent_mounts(plan, scratch_dir, env, undo, secrets or {}, ssh_sockets or {})
         return _execute(plan, binds, undo, lower_dirs, upper_dir, work_dir, scratch_dir,
                         context_dir, cache_root, on_output, sources, tuple(env), lent)
     finally:
         for fn in reversed(undo):
             fn()
-
-
-def _lent_mounts(plan: RunPlan, scratch_dir: str, env: list[str], undo: list,
-                 secrets: Mapping[str, SecretSource], ssh_sockets: Mapping[str, str]) -> dict:
-    """Binds of the secrets and ssh agents a step mounts. A secret is written to a tmpfs
-    of its own outside the step's dirs (never to disk, never into the upper dir), with the
-    mount's mode and owner; one that is missing is skipped unless `required`."""
-    from pybuild.builder.secrets import read_secret
-    from pybuild.runtime.spec import BindMount
-
-    binds = {}  # mount index -> its bind, so every bind keeps the Dockerfile's order
-    tmpfs = ""
-    for i, m in enumerate(plan.mounts):
-        if m.kind == "ssh":
-            sock = ssh_sockets.get(m.source)
-            if sock is None:
-                if m.required:
-                    raise BuildError(f'no SSH key "{m.source}" forwarded from the client')
-                continue
-            binds[i] = BindMount(sock, m.target, readonly=True)
-        elif m.kind == "secret":
-            source = secrets.get(m.source)
-            data = None if source is None else read_secret(source)
-            if data is None:
-                if m.required:
-                    raise BuildError(f"secret {m.source}: not found")
-                continue
-            if m.env:
-                env.append(f"{m.env}={data.decode('utf-8', 'replace')}")
-            if not m.target:
-                continue
-            if not tmpfs:
-                tmpfs = _secret_tmpfs(scratch_dir, undo)
-            host = os.path.join(tmpfs, f"secret-{i}")
-            fd = os.open(host, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o400)
-            try:
-                os.write(fd, data)
-                os.fchown(fd, m.uid, m.gid)
-                os.fchmod(fd, m.mode)
-            finally:
-                os.close(fd)
-            binds[i] = BindMount(host, m.target, readonly=True)
-    return binds
-
-
-def _secret_tmpfs(scratch_dir: str, undo: list) -> str:
-    from pybuild.runtime import linux
-
-    path = os.path.join(scratch_dir, "secrets")
-    os.makedirs(path, 0o700)
-    linux.mount("tmpfs", path, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC,
-                "mode=0700,size=16m")
-    undo.append(lambda: linux.umount2(path, linux.MNT_DETACH))
-    return path
 
 
 def _writable_view(host: str, scratch_dir: str, i: int, undo: list) -> str:

@@ -176,3 +176,31 @@ def test_history_sizes_are_content_sizes_as_docker(images, tmp_path):
     os.link(tree / "d" / "f", tree / "d" / "e" / "hard")
     os.symlink("abc", tree / "link")
     assert content_size(str(tree)) == 10 + 3
+
+
+def test_image_size_is_the_content_size_as_docker_images(images, tmp_path):
+    """`docker images` SIZE (and inspect's Size) sum the layers' content sizes, as history
+    shows them: two layers of 100-byte files are 200B, whatever their tars weigh."""
+    import json
+    import subprocess
+    import sys
+
+    base, diff_ids = _image(images, tmp_path, "a", tags=["base"])
+    image_id, _ = _image(images, tmp_path, "b", parent=base, tags=["app:1"], base=diff_ids)
+    image = images.get(image_id)
+    assert images.content_size(image) == 200 == sum(s for _, _, s in images.history(image_id))
+    assert image.size > 200  # the tars, with headers and padding
+    snapshot = images.store.snapshot(chain_ids(image.config.diff_ids)[-1])
+    memo = os.path.join(os.path.dirname(images.store.snapshot_dir(snapshot)), "content-size")
+    assert open(memo).read() == "100"  # walked once, kept next to the snapshot's fs/
+    env = {**os.environ, "PYBUILD_ROOT": images.store.root}
+
+    def pyrun(*args):
+        return subprocess.run([sys.executable, "-m", "pybuild.cli.pyrun", *args], env=env,
+                              capture_output=True, text=True, check=True).stdout
+
+    assert pyrun("images", "--format", "{{.Repository}} {{.Size}}").split("\n")[:2] == [
+        "app 200B", "base 100B"]
+    table = pyrun("images", "app").splitlines()
+    assert table[0].split()[-1] == "SIZE" and table[1].split()[-1] == "200B"
+    assert json.loads(pyrun("image", "inspect", "app:1"))[0]["Size"] == 200
