@@ -60,6 +60,51 @@ def _cert_verify_failure(exc: BaseException) -> ssl.SSLCertVerificationError | N
     return None
 
 
+class _LazyTrustContext(ssl.SSLContext):
+    """A verifying client context that loads the system CA bundle (25-60 ms here) on its
+    first TLS connection: a session with a plain-http registry never pays for it, and a
+    redirect from one to https storage is still verified."""
+
+    _defaults_loaded = False
+    _load_lock = threading.Lock()
+
+    def _load_defaults(self) -> None:
+        with self._load_lock:
+            if not self._defaults_loaded:
+                self.load_default_certs(ssl.Purpose.SERVER_AUTH)
+                self._defaults_loaded = True
+
+    def wrap_socket(self, *args, **kwargs):
+        self._load_defaults()
+        return super().wrap_socket(*args, **kwargs)
+
+    def wrap_bio(self, *args, **kwargs):
+        self._load_defaults()
+        return super().wrap_bio(*args, **kwargs)
+
+
+def _speaks_tls(registry: str, timeout: float) -> bool:
+    """Whether `host[:port]` completes a TLS handshake: the scheme probe for loopback and
+    insecure registries. Nothing is verified here (no CA bundle to load); a TLS registry is
+    then verified by the session's own first request."""
+    import socket
+
+    parts = urllib.parse.urlsplit(f"//{registry}")
+    try:
+        port = parts.port or 443
+    except ValueError:
+        return True  # not a port: let the https request report it
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout) as sock, \
+                ctx.wrap_socket(sock, server_hostname=parts.hostname):
+            return True
+    except (OSError, ssl.SSLError):
+        return False
+
+
 class RegistryClient(UploadMixin):
     """A session with one registry (`host[:port]`). Thread-safe: transfers share it."""
 
@@ -78,9 +123,10 @@ class RegistryClient(UploadMixin):
         self.auth = RegistryAuth(credentials, ref=self.ref)
         self._base: str | None = None
         self._lock = threading.Lock()
+        self.tls_context = self._ssl_context()
         self._http = httpx.Client(
             transport=self.options.transport,
-            verify=self._ssl_context(),
+            verify=self.tls_context,
             auth=self.auth,
             timeout=httpx.Timeout(self.options.timeout, connect=min(self.options.timeout, 15.0)),
             follow_redirects=True,
@@ -100,9 +146,9 @@ class RegistryClient(UploadMixin):
         self.close()
 
     def _ssl_context(self) -> ssl.SSLContext:
-        # The system CAs (and $SSL_CERT_FILE / $SSL_CERT_DIR, which OpenSSL honours), plus
-        # the CA the user named for this registry.
-        ctx = ssl.create_default_context()
+        # The system CAs (and $SSL_CERT_FILE / $SSL_CERT_DIR, which OpenSSL honours), loaded
+        # on the first TLS connection only, plus the CA the user named for this registry.
+        ctx = _LazyTrustContext(ssl.PROTOCOL_TLS_CLIENT)
         if self.options.ca_cert:
             try:
                 ctx.load_verify_locations(cafile=self.options.ca_cert)
@@ -129,6 +175,9 @@ class RegistryClient(UploadMixin):
         https = f"https://{self.registry}"
         if not (is_loopback(self.registry) or self.registry in self.options.insecure_registries):
             return https
+        if self.options.transport is None and not _speaks_tls(
+                self.registry, min(self.options.timeout, 15.0)):
+            return f"http://{self.registry}"
         try:
             self._http.get(f"{https}/v2/").close()
             return https

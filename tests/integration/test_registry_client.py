@@ -137,6 +137,26 @@ def test_tls_needs_the_ca(registry_tls, docker_config, monkeypatch):
         assert c.get_blob("team/tls", d) == b"secure"
 
 
+
+def test_plain_http_session_loads_no_ca_bundle(registry, registry_tls, docker_config,
+                                               monkeypatch):
+    """The system CA bundle is read on the first TLS connection only: a plain-http loopback
+    registry never pays for it; a TLS one is still verified against it."""
+    with RegistryClient(registry.host, FAST) as c:
+        d = push_blob(c, "team/lazy", b"plain")
+        assert c.get_blob("team/lazy", d) == b"plain"
+        assert c.base_url.startswith("http://")
+        assert c.tls_context.cert_store_stats()["x509_ca"] == 0
+    monkeypatch.setenv("SSL_CERT_FILE", str(registry_tls.ca_cert))
+    with RegistryClient(registry_tls.host, FAST) as c:
+        c.ping()
+        assert c.base_url.startswith("https://")
+        assert c.tls_context.cert_store_stats()["x509_ca"] >= 1
+    monkeypatch.delenv("SSL_CERT_FILE")
+    with RegistryClient(registry_tls.host, FAST) as c, pytest.raises(RegistryError) as e:
+        c.ping()  # the probe's own handshake verifies nothing: the session's request does
+    assert "not trusted" in str(e.value)
+
 def test_token_auth_caches_tokens_per_scope(registry_token, docker_config):
     creds = Credentials(registry_token.user, registry_token.password)
     ts = registry_token.token_server
