@@ -14,6 +14,7 @@ COMPRESSIONS = ("none", "gzip", "zstd")
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 CHUNK = 1 << 20
+OUT_MAX = 128 << 10  # most plain bytes one gzip decompress call returns
 
 
 def detect(head: bytes) -> str:
@@ -57,9 +58,11 @@ class DecompressReader:
     """A readable over a compressed stream (gzip members / zstd frames may be concatenated);
     `raw_hash` and `raw_size` cover the compressed bytes read, hashed as they pass."""
 
-    def __init__(self, src: BinaryIO, compression: str | None = None, raw_sink=None):
+    def __init__(self, src: BinaryIO, compression: str | None = None, raw_sink=None,
+                 hash_raw: bool = True):
         self._src = src
-        self.raw_hash = hashlib.sha256()
+        # hash_raw=False: the raw sink (a BlobWriter) hashes the compressed bytes already
+        self.raw_hash = hashlib.sha256() if hash_raw else None
         self.raw_size = 0
         self._raw_sink = raw_sink
         head = self._read_raw()
@@ -72,7 +75,8 @@ class DecompressReader:
     def _read_raw(self) -> bytes:
         data = self._src.read(CHUNK)
         if data:
-            self.raw_hash.update(data)
+            if self.raw_hash is not None:
+                self.raw_hash.update(data)
             self.raw_size += len(data)
             if self._raw_sink is not None:
                 self._raw_sink.write(data)
@@ -80,32 +84,47 @@ class DecompressReader:
 
     def _new_decoder(self):
         if self.compression == "gzip":
-            from isal import isal_zlib
+            from isal import igzip_lib
 
-            return isal_zlib.decompressobj(31)
+            return igzip_lib.IgzipDecompressor(flag=igzip_lib.DECOMP_GZIP)
         if self.compression == "zstd":
             import zstandard
 
             return zstandard.ZstdDecompressor().decompressobj()
         return None
 
+    def chunk(self) -> bytes:
+        """The next piece of plain output as the decompressor made it; b"" at the end."""
+        if self._pos < len(self._buf):
+            out = self._buf[self._pos:]
+            self._buf, self._pos = b"", 0
+            return out
+        return b"" if self._eof else self._fill()
+
     def _fill(self) -> bytes:
+        gzip = self.compression == "gzip"
         while True:
-            data = self._pending or self._read_raw()
-            self._pending = b""
-            if self._dec is None:
+            if gzip and not self._dec.needs_input:
+                data = b""  # output held back by the cap below: no new input needed yet
+            else:
+                data = self._pending or self._read_raw()
+                self._pending = b""
+                if self._dec is None:
+                    if not data:
+                        self._eof = True
+                    return data
                 if not data:
+                    if not self._dec.eof and self._started:
+                        raise ImageError(f"truncated {self.compression} stream")
                     self._eof = True
-                return data
-            if not data:
-                if not self._dec.eof and self._started:
-                    raise ImageError(f"truncated {self.compression} stream")
-                self._eof = True
-                return b""
+                    return b""
             self._started = True
             try:
-                out = self._dec.decompress(data)
-            except Exception as e:  # noqa: BLE001 - zlib.error / ZstdError: corrupt input
+                # gzip output comes in pieces of at most OUT_MAX: fresh multi-megabyte
+                # buffers per call cost a page fault per 4 KiB (measured: 3.6x slower)
+                out = (self._dec.decompress(data, OUT_MAX) if gzip
+                       else self._dec.decompress(data))
+            except Exception as e:  # noqa: BLE001 - IsalError / ZstdError: corrupt input
                 raise ImageError(f"corrupt {self.compression} stream: {e}") from None
             if self._dec.eof:
                 rest = self._dec.unused_data
@@ -141,6 +160,8 @@ class DecompressReader:
         return joined[:n]
 
     def raw_digest(self) -> str:
+        if self.raw_hash is None:
+            raise ValueError("this reader does not hash its raw bytes")
         return "sha256:" + self.raw_hash.hexdigest()
 
     def close(self) -> None:
@@ -244,20 +265,3 @@ class CompressSink:
         if self._error is not None:
             raise self._error
 
-
-class HashingReader:
-    """Passes reads through, hashing and counting them (the diff id of a pulled layer)."""
-
-    def __init__(self, src):
-        self._src = src
-        self.hash = hashlib.sha256()
-        self.size = 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._src.read(n)
-        self.hash.update(data)
-        self.size += len(data)
-        return data
-
-    def digest(self) -> str:
-        return "sha256:" + self.hash.hexdigest()

@@ -20,11 +20,11 @@ from pybuild.image.compress import (
     CHUNK,
     CompressSink,
     DecompressReader,
-    HashingReader,
     HashSink,
     check,
 )
 from pybuild.image.store import LayerBlob, SnapshotRecord, Store, chain_id
+from pybuild.image.tarstream import LayerStream
 from pybuild.image.tarwriter import write_layer_tar
 from pybuild.image.unpack import unpack
 
@@ -166,13 +166,15 @@ def unpack_layer(store: Store, parent: str | None, src: BinaryIO,
         bw = store.blob_writer(expected_digest, size) if keep_blob else None
         stage = snapshots.staging_dir(store)
         try:
-            reader = DecompressReader(src, raw_sink=bw)
-            plain = HashingReader(reader)
+            # the blob writer hashes the compressed bytes when there is one: not twice
+            reader = DecompressReader(src, raw_sink=bw, hash_raw=bw is None)
+            plain = LayerStream(reader.chunk)
             unpack(plain, os.path.join(stage, "fs"))
             diff_id = plain.digest()
-            if expected_digest is not None and reader.raw_digest() != expected_digest:
+            raw_digest = bw.digest() if bw is not None else reader.raw_digest()
+            if expected_digest is not None and raw_digest != expected_digest:
                 raise ImageError(f"layer digest mismatch: expected {expected_digest}, "
-                                 f"got {reader.raw_digest()}")
+                                 f"got {raw_digest}")
             if size is not None and reader.raw_size != size:
                 raise ImageError(f"layer {expected_digest}: expected {size} bytes, "
                                  f"got {reader.raw_size}")

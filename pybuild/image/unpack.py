@@ -10,17 +10,17 @@ root is created, changed or followed."""
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
 import tarfile
 from typing import BinaryIO
 
 from pybuild.errors import ImageError
+from pybuild.image.tarstream import LayerStream
 from pybuild.image.tarwriter import OPAQUE_MARKER, OVERLAY_XATTR_PREFIXES, WHITEOUT_PREFIX
 
 _CHUNK = 1 << 20
-# tarfile's stream mode copies its whole buffer on every header read: keep it small
-_TAR_BUF = 64 << 10
 
 
 def _parts(name: str, what: str = "entry") -> list[bytes]:
@@ -145,10 +145,17 @@ class Unpacker:
         self.metadata(ti, full)
 
     def write_file(self, tf: tarfile.TarFile, ti: tarfile.TarInfo, full: bytes) -> None:
-        src = tf.extractfile(ti)
         fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600)
         try:
+            stream = tf.fileobj
+            if ti.sparse is None and isinstance(stream, LayerStream) and \
+                    stream.tell() == ti.offset_data:
+                # the file's bytes are next in the stream: from its chunks to the file
+                if ti.size < 0 or stream.copy_to(fd, ti.size) != ti.size:
+                    raise ImageError(f"layer entry {ti.name!r}: truncated tar")
+                return
+            src = tf.extractfile(ti)  # a sparse file: tarfile rebuilds its holes
             left = ti.size
             while left > 0:
                 chunk = src.read(min(left, _CHUNK))
@@ -193,12 +200,17 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def unpack(stream: BinaryIO, dest: str) -> None:
-    """Unpack a plain tar stream into the (empty) dir `dest`; read `stream` to its end."""
+def unpack(stream: BinaryIO | LayerStream, dest: str) -> None:
+    """Unpack a plain tar stream into the (empty) dir `dest`; read `stream` to its end.
+    A LayerStream (which hashes the diff id as it goes) is read without extra copies."""
     u = Unpacker(dest)
+    if not isinstance(stream, LayerStream):
+        stream = LayerStream.over(stream, hash=False)
     try:
-        with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8",
-                          errors="surrogateescape", bufsize=_TAR_BUF) as tf:
+        # random-access mode over a forward-only stream: tarfile only ever seeks forwards
+        # here (past a member's data), and a regular file's data is read by write_file
+        with tarfile.TarFile(fileobj=stream, mode="r", encoding="utf-8",
+                             errors="surrogateescape") as tf:
             for ti in tf:
                 name = ti.name
                 try:
@@ -210,5 +222,6 @@ def unpack(stream: BinaryIO, dest: str) -> None:
         u.finish()
     except tarfile.TarError as e:
         raise ImageError(f"invalid layer tar: {e}") from None
-    while stream.read(_CHUNK):  # the tar's trailing padding belongs to the diff id too
-        pass
+    except io.UnsupportedOperation as e:  # a tar that would need seeking backwards
+        raise ImageError(f"invalid layer tar: {e}") from None
+    stream.drain()  # the tar's trailing padding belongs to the diff id too

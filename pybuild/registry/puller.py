@@ -1,7 +1,7 @@
-"""Pull an image into the store. Each missing layer goes through one streaming pass:
-download -> blob file (digest checked) and decompress -> unpack into a staged snapshot
-(diff id checked), in bounded parallel threads; snapshots are installed in chain order.
-A layer whose snapshot exists is neither downloaded nor unpacked again. Nothing that
+"""Pull an image into the store. Each missing layer goes through one streaming pass in
+two threads: download -> blob file (digest checked) in one, decompress -> unpack into a
+staged snapshot (diff id checked) in the other; layers go in bounded parallel, and their
+snapshots are installed in chain order. A layer whose snapshot exists is neither downloaded nor unpacked again. Nothing that
 fails a check is recorded: the staged blob and snapshot are discarded."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pybuild.registry import events as ev
 from pybuild.registry.client import RegistryClient
 from pybuild.registry.endpoints import endpoint
 from pybuild.registry.options import RegistryOptions
-from pybuild.registry.streams import ChunkReader
+from pybuild.registry.streams import ChunkReader, PrefetchReader
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,7 +152,8 @@ class _Pull:
 
     def _layer(self, i: int, desc: Descriptor, diff_id: str, chains: list[str],
                installed: list[threading.Event]) -> None:
-        from pybuild.image.compress import DecompressReader, HashingReader
+        from pybuild.image.compress import DecompressReader
+        from pybuild.image.tarstream import LayerStream
         from pybuild.image.unpack import unpack
 
         sid = ev.short_id(desc.digest)
@@ -168,13 +169,16 @@ class _Pull:
                                                    self._counter(sid, ev.EXTRACTING, desc.size)))
                 else:
                     writer = self.store.blob_writer(expected=desc.digest, size=desc.size)
-                    raw = ChunkReader(self.client.blob_chunks(
+                    # download, sha256 and blob file in one thread, decompress, diff id
+                    # and unpack in this one; the blob writer hashes (not the client)
+                    raw = PrefetchReader(self.client.blob_chunks(
                         self.repo, desc.digest, desc.size,
-                        self._counter(sid, ev.DOWNLOADING, desc.size), verify=False))
+                        self._counter(sid, ev.DOWNLOADING, desc.size), verify=False),
+                        sink=writer.write, name=f"fetch-{sid}")
                 with raw:
                     try:
-                        reader = DecompressReader(raw, raw_sink=writer)
-                        tar = HashingReader(reader)
+                        reader = DecompressReader(raw, hash_raw=False)
+                        tar = LayerStream(reader.chunk)
                         unpack(tar, f"{stage}/fs")  # reads to the end: all of the diff id
                     except ImageError:
                         # a bad download says so more precisely than a broken gzip stream
