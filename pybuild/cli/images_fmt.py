@@ -1,10 +1,8 @@
 """Docker's ways of showing things: tabwriter columns, human sizes ("4.87MB"), ages
-("2 minutes ago"), and the {{.Field}} subset of --format templates."""
+("2 minutes ago"), and --format rows and tables (templates: cli/gotemplate.py)."""
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from collections.abc import Mapping, Sequence
 
@@ -63,33 +61,25 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(out)
 
 
-_FIELD = re.compile(r"\{\{\s*(json\s+)?\.([A-Za-z]*)\s*\}\}")
-
-
 def render(template: str, fields: Mapping[str, object]) -> str:
-    """`{{.Repository}}:{{.Tag}}`, `{{json .}}`, `{{json .Labels}}`; an unknown field is an error."""
-    template = template.replace("\\t", "\t").replace("\\n", "\n")
+    """One row of a --format template (Go's text/template, cli/gotemplate.py); an unknown
+    field is a gotemplate.TemplateError (a ValueError)."""
+    from pybuild.cli import gotemplate
 
-    def sub(m: re.Match[str]) -> str:
-        as_json, name = bool(m.group(1)), m.group(2)
-        if not name:
-            return json.dumps(dict(fields))
-        if name not in fields:
-            raise ValueError(f"template: can't evaluate field {name}")
-        value = fields[name]
-        return json.dumps(value) if as_json else str(value)
-
-    return _FIELD.sub(sub, template)
+    return gotemplate.render(template, fields)
 
 
 def format_rows(template: str, rows: Sequence[Mapping[str, object]], headers: Mapping[str, str]) -> str:
-    """--format: 'table ...' gives aligned columns with Docker's header names."""
+    """--format: 'table ...' gives aligned columns with Docker's header names (the template
+    run over the column titles, as Docker's formatter does)."""
+    from pybuild.cli import gotemplate
+
     if template.startswith("table"):
-        body = template[5:].strip() or "{{.ID}}"
-        head = _FIELD.sub(lambda m: headers.get(m.group(2), m.group(2).upper()), body.replace("\\t", "\t"))
-        lines = [head] + [render(body, r) for r in rows]
+        body = gotemplate.parse(template[5:].strip() or "{{.ID}}")
+        lines = [body.execute(gotemplate.headers(headers))] + [body.execute(r) for r in rows]
         split = [line.split("\t") for line in lines]
         if all(len(s) == len(split[0]) for s in split) and len(split[0]) > 1:
             return table(split[0], split[1:])
         return "\n".join(lines)
-    return "\n".join(render(template, r) for r in rows)
+    parsed = gotemplate.parse(template)
+    return "\n".join(parsed.execute(r) for r in rows)

@@ -1,12 +1,10 @@
 """`pyrun inspect` / `pyrun container inspect`: a container as Docker's JSON (Id, State,
-Config, HostConfig, Mounts, NetworkSettings, ...), and the {{.Path.To.Field}} subset of
-Go templates for --format."""
+Config, HostConfig, Mounts, NetworkSettings, ...), through Go templates with --format."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 
 import click
@@ -166,62 +164,52 @@ def container_json(c, state: dict, names: dict[str, str]) -> dict:
     }
 
 
-_ACTION = re.compile(r"\{\{(.*?)\}\}", re.S)
-
-
-def _lookup(obj, path: str):
-    if path in (".", ""):
-        return obj
-    for part in path.lstrip(".").split("."):
-        if isinstance(obj, dict) and part in obj:
-            obj = obj[part]
-        else:
-            raise ContainerError(f"template: executing: can't evaluate field {part}")
-    return obj
-
-
-def _go_text(value) -> str:
-    if value is None:
-        return "<no value>"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "map[" + " ".join(f"{k}:{_go_text(v)}" for k, v in sorted(value.items())) + "]"
-    if isinstance(value, list):
-        return "[" + " ".join(_go_text(v) for v in value) + "]"
-    return str(value)
-
-
 def render(template: str, obj: dict) -> str:
-    """{{.A.B}}, {{json .A}}, {{index .A.B "key"}}, {{upper .X}}, {{lower .X}}."""
-    template = template.replace("\\t", "\t").replace("\\n", "\n")
+    """--format: Go's text/template over the inspect object (cli/gotemplate.py)."""
+    from pybuild.cli import gotemplate
 
-    def action(m: re.Match) -> str:
-        words = re.findall(r'"[^"]*"|\S+', m.group(1).strip())
-        if not words:
-            raise ContainerError("template: missing value for command")
-        func, rest = (words[0], words[1:]) if not words[0].startswith(".") else ("", words)
-        if func == "index":
-            value = _lookup(obj, rest[0])
-            for key in rest[1:]:
-                key = key.strip('"')
-                value = value.get(key) if isinstance(value, dict) else None
-            return _go_text(value)
-        if not rest:
-            raise ContainerError(f"template: function {func!r} not defined")
-        value = _lookup(obj, rest[0])
-        if func == "json":
-            return json.dumps(value)
-        if func in ("upper", "lower"):
-            return getattr(str(value), func)()
-        if func:
-            raise ContainerError(f"template: function {func!r} not defined")
-        return _go_text(value)
-
-    return _ACTION.sub(action, template)
+    try:
+        return gotemplate.render(template, obj)
+    except gotemplate.TemplateError as e:
+        raise ContainerError(str(e)) from None
 
 
-def _inspect(ctx: click.Context, fmt, size, refs, kind: str) -> int:
+_KINDS = ("container", "image", "network", "volume")
+
+
+def _other_object(ctx: click.Context, ref: str, kinds) -> dict | None:
+    """`docker inspect` looks a name up as a container, then an image, a network, a volume."""
+    if "image" in kinds:
+        from pybuild.cli.images import _images, _inspect_dict
+
+        store = _images(ctx)
+        try:
+            return _inspect_dict(store, store.resolve(ref))
+        except PybuildError:
+            pass
+        finally:
+            store.close()
+    if "network" in kinds:
+        from pybuild.cli.network import _store, inspect_json
+        from pybuild.runtime import ipam
+
+        nets = _store(ctx)
+        nets.ensure_builtins(ipam.host_routes())
+        try:
+            return inspect_json(nets.get(ref))
+        except PybuildError:
+            pass
+    if "volume" in kinds:
+        from pybuild.cli.volume import _volumes
+
+        try:
+            return _volumes(ctx).get(ref).inspect()
+        except PybuildError:
+            pass
+    return None
+
+
+def _inspect(ctx: click.Context, fmt, size, refs, kinds) -> int:
     from pybuild.runtime import lifecycle
     from pybuild.runtime.names import names_of
 
@@ -230,20 +218,29 @@ def _inspect(ctx: click.Context, fmt, size, refs, kind: str) -> int:
     names = names_of(cdir)
     out, rc = [], 0
     for ref in refs:
+        data = None
         try:
+            if "container" not in kinds:
+                raise NoSuchContainer(ref)
             c = lifecycle.find(cdir, ref)
             state = lifecycle.fresh_state(c)
         except NoSuchContainer as e:
-            msg = str(e) if kind == "container" or "multiple" in str(e) else \
-                f"No such object: {ref}"
-            print(f"error: {msg}", file=sys.stderr)
-            rc = 1
-            continue
-        data = container_json(c, state, names)
-        if size:
-            from pybuild.cli.containers import _dir_size
+            if "multiple" in str(e):
+                print(f"error: {e}", file=sys.stderr)
+                rc = 1
+                continue
+            data = _other_object(ctx, ref, kinds)
+            if data is None:
+                what = kinds[0] if len(kinds) == 1 else "object"
+                print(f"error: No such {what}: {ref}", file=sys.stderr)
+                rc = 1
+                continue
+        if data is None:
+            data = container_json(c, state, names)
+            if size:
+                from pybuild.cli.containers import _dir_size
 
-            data["SizeRw"] = _dir_size(os.path.join(c.dir, "upper"))
+                data["SizeRw"] = _dir_size(os.path.join(c.dir, "upper"))
         out.append(data)
     if fmt:
         for data in out:
@@ -256,15 +253,15 @@ def _inspect(ctx: click.Context, fmt, size, refs, kind: str) -> int:
 @click.command("inspect")
 @click.option("-f", "--format", "fmt", default=None, help="Format output using a template.")
 @click.option("-s", "--size", is_flag=True, help="Display total file sizes.")
-@click.option("--type", "kind", default="container", help="Only containers are inspected here.")
+@click.option("--type", "kind", default=None,
+              help="Only inspect objects of the given type (container, image, network, volume).")
 @click.argument("refs", nargs=-1, required=True)
 @click.pass_context
 def inspect_cmd(ctx: click.Context, fmt, size, kind, refs) -> int:
-    """Return low-level information on containers."""
-    if kind != "container":
-        raise ContainerError(f'"{kind}" is not a valid value for --type (pyrun inspect shows '
-                             "containers; use `pyrun image inspect` for images)")
-    return _inspect(ctx, fmt, size, refs, "object")
+    """Return low-level information on containers, images, networks or volumes."""
+    if kind is not None and kind not in _KINDS:
+        raise ContainerError(f'"{kind}" is not a valid value for --type')
+    return _inspect(ctx, fmt, size, refs, (kind,) if kind else _KINDS)
 
 
 @click.command("inspect")
@@ -274,4 +271,4 @@ def inspect_cmd(ctx: click.Context, fmt, size, kind, refs) -> int:
 @click.pass_context
 def inspect_container_cmd(ctx: click.Context, fmt, size, refs) -> int:
     """Display detailed information on one or more containers."""
-    return _inspect(ctx, fmt, size, refs, "container")
+    return _inspect(ctx, fmt, size, refs, ("container",))

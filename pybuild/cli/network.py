@@ -7,7 +7,6 @@ import datetime
 import functools
 import json
 import os
-import re
 import sys
 
 import click
@@ -76,26 +75,14 @@ def inspect_json(net) -> dict:
     }
 
 
-_TEMPLATE = re.compile(r"\{\{\s*(json\s+)?((?:\.[A-Za-z0-9_]+)+|\.)\s*\}\}")
-
-
 def render_inspect(template: str, obj: dict) -> str:
-    """The {{.Path.To.Field}} / {{json .X}} subset of Go templates, over the inspect object."""
+    """--format of `network inspect` / `volume inspect`: Go's text/template (cli/gotemplate.py)."""
+    from pybuild.cli import gotemplate
 
-    def sub(m: re.Match[str]) -> str:
-        value: object = obj
-        for part in [p for p in m.group(2).split(".") if p]:
-            if not isinstance(value, dict) or part not in value:
-                raise click.UsageError(
-                    f'template parsing error: can\'t evaluate field {part}')
-            value = value[part]
-        if m.group(1) or isinstance(value, dict | list):
-            return json.dumps(value, separators=(",", ":"))
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        return str(value)
-
-    return _TEMPLATE.sub(sub, template.replace("\\n", "\n").replace("\\t", "\t"))
+    try:
+        return gotemplate.render(template, obj)
+    except gotemplate.TemplateError as e:
+        raise click.UsageError(f"template parsing error: {e}") from None
 
 
 @click.group("network")

@@ -167,7 +167,7 @@ def test_inspect_template():
             "Config": {"Labels": {"a": "b"}, "Cmd": ["sh", "-c"]}}
     assert render("{{.Name}} {{.State.Status}} {{.State.Running}}", data) == "/web running true"
     assert render('{{index .Config.Labels "a"}}', data) == "b"
-    assert render("{{json .Config.Cmd}}", data) == '["sh", "-c"]'
+    assert render("{{json .Config.Cmd}}", data) == '["sh","-c"]'  # Go: compact
     assert render("{{.Config.Cmd}}", data) == "[sh -c]"
     assert render("{{upper .State.Status}}\\t{{.State.Pid}}", data) == "RUNNING\t7"
     with pytest.raises(ContainerError, match="can't evaluate field Nope"):
