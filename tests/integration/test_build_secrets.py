@@ -157,8 +157,16 @@ def test_ssh_mount_forwards_an_agent(builder, tmp_path, ssh_key):
             "FROM busybox\n"
             "RUN --mount=type=ssh --mount=type=bind,source=tools,target=/tools "
             "test -S \"$SSH_AUTH_SOCK\" && echo \"$SSH_AUTH_SOCK\" > /sock && "
+            "stat -c '%a %u %g' \"$SSH_AUTH_SOCK\" > /sockmode && "
             "/tools/ld-linux-x86-64.so.2 --library-path /tools /tools/ssh-add -l > /keys\n"
-            "RUN --mount=type=ssh,id=other test ! -e /run/buildkit/ssh_agent.0 && touch /skip\n")
+            "RUN --mount=type=ssh,id=other test ! -e /run/buildkit/ssh_agent.0 && touch /skip\n"
+            # ssh-agent answers only its own uid and root: the step's socket relays for it
+            "RUN mkdir -m 1777 /out\n"
+            "USER 65534\n"
+            "RUN --mount=type=ssh,target=/a,uid=65534,mode=0600 "
+            "--mount=type=bind,source=tools,target=/tools "
+            "stat -c '%a %u' /a > /out/mode && /tools/ld-linux-x86-64.so.2 --library-path "
+            "/tools /tools/ssh-add -l > /out/keys\n")
         ctx = builder.context(dockerfile)
         _ssh_tools(ctx)
         # `default` is $SSH_AUTH_SOCK
@@ -167,7 +175,11 @@ def test_ssh_mount_forwards_an_agent(builder, tmp_path, ssh_key):
         assert builder.cat("ssh:1", "/sock") == "/run/buildkit/ssh_agent.0\n"
         assert fingerprint in builder.cat("ssh:1", "/keys")
         assert builder.cat("ssh:1", "/skip") == ""
-        names = [n for layer, _ in _layer_bytes(builder, "ssh:1", tmp_path)[-2:] for n in layer]
+        assert builder.cat("ssh:1", "/sockmode") == "600 0 0\n"  # BuildKit's defaults
+        assert builder.cat("ssh:1", "/out/mode") == "600 65534\n"
+        assert fingerprint in builder.cat("ssh:1", "/out/keys")
+        assert sock not in json.dumps(builder.config("ssh:1"))
+        names = [n for layer, _ in _layer_bytes(builder, "ssh:1", tmp_path)[-4:] for n in layer]
         assert not any("run" in n.split("/")[:2] for n in names), names
     finally:
         agent.terminate()

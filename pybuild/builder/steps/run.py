@@ -9,8 +9,9 @@ stage (BuildKit's dispatchRun), and running it in a build sandbox with its outpu
 - `--mount=type=cache` (a dir kept in the store per id), `type=tmpfs` (an empty dir that is
   thrown away), `type=bind` from the context, a stage or an image, `type=secret` (a file on
   a private tmpfs, bound read-only, or an env var; read when the step runs, so its content is
-  in no layer, no history and no cache key) and `type=ssh` (the build's agent socket bound
-  in, SSH_AUTH_SOCK pointing at the first one), as BuildKit's dispatchRun does.
+  in no layer, no history and no cache key) and `type=ssh` (a socket relaying to the
+  build's agent, SSH_AUTH_SOCK pointing at the first one), as BuildKit's dispatchRun does;
+  those two are set up by steps/run_lent.py.
 """
 
 from __future__ import annotations
