@@ -88,3 +88,18 @@ def test_parse_ssh(tmp_path):
         parse_ssh("=x")
     with pytest.raises(PybuildError, match="no such file"):
         parse_ssh("default=/nonexistent/sock")
+
+
+def test_tmpfs_size_as_go_units():
+    from pybuild.builder.steps.run import ram_in_bytes
+
+    assert [ram_in_bytes(t) for t in ("1024", "64m", "1.5g", "2GiB", "3 kb", "1K")] == [
+        1024, 64 << 20, 3 << 29, 2 << 30, 3072, 1024]
+    for text in ("", "m", "1x", "-1m", "1.m"):
+        with pytest.raises(ValueError):
+            ram_in_bytes(text)
+    plan = _plan("RUN --mount=type=tmpfs,target=/t,size=64m --mount=type=tmpfs,target=/u true")
+    assert [(m.kind, m.target, m.size) for m in plan.mounts] == [
+        ("tmpfs", "/t", 64 << 20), ("tmpfs", "/u", None)]
+    with pytest.raises(DockerfileError, match="invalid value for size: 1q"):
+        _plan("RUN --mount=type=tmpfs,target=/t,size=1q true")

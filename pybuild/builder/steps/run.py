@@ -6,8 +6,8 @@ stage (BuildKit's dispatchRun), and running it in a build sandbox with its outpu
   inside a longer command are handed to the shell with the command, as BuildKit does;
 - env: the config's ENV, the ARGs in scope (ENV wins), and proxy build args; the ARGs and
   proxies reach the cache key only through step_key's build args (proxies never);
-- `--mount=type=cache` (a dir kept in the store per id), `type=tmpfs` (an empty dir that is
-  thrown away), `type=bind` from the context, a stage or an image, `type=secret` (a file on
+- `--mount=type=cache` (a dir kept in the store per id), `type=tmpfs` (a tmpfs of its own,
+  `size=` as its limit), `type=bind` from the context, a stage or an image, `type=secret` (a file on
   a private tmpfs, bound read-only, or an env var; read when the step runs, so its content is
   in no layer, no history and no cache key) and `type=ssh` (a socket relaying to the
   build's agent, SSH_AUTH_SOCK pointing at the first one), as BuildKit's dispatchRun does;
@@ -53,11 +53,27 @@ class RunMount:
     gid: int = 0
     required: bool = False  # secret, ssh: fail when the build was not given it
     env: str | None = None  # secret: also (or only) expose it as this variable
+    size: int | None = None  # tmpfs: its limit in bytes
 
     def key(self) -> list:
         fields = [self.kind, self.target, self.source, self.readonly, self.from_, self.mode,
                   self.uid, self.gid]
-        return fields + [self.required, self.env] if self.kind in ("secret", "ssh") else fields
+        if self.kind in ("secret", "ssh"):
+            return fields + [self.required, self.env]
+        return fields + [self.size] if self.size is not None else fields
+
+
+_RAM = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
+
+
+def ram_in_bytes(text: str) -> int:
+    """Go's units.RAMInBytes, which BuildKit uses for tmpfs `size=`: 64m, 1.5g, 1024, 2GiB
+    (every unit is a power of 1024)."""
+    match = _RAM.match(text)
+    if not match:
+        raise ValueError(f"invalid size: '{text}'")
+    unit = (match.group(2) or "").lower()
+    return int(float(match.group(1)) * 1024 ** ("".join(" kmgtp").index(unit or " ")))
 
 
 @dataclass(frozen=True)
@@ -140,11 +156,14 @@ def _mounts(command: Run, stage: StageConfig, ctx: MetaContext) -> tuple[RunMoun
                                 m.sharing or "shared", 0o755 if m.mode is None else m.mode,
                                 m.uid or 0, m.gid or 0))
         elif m.type == "tmpfs":
+            size = None
             if m.size:
-                raise DockerfileError("RUN --mount=type=tmpfs,size= is not supported by pybuild "
-                                      "(the tmpfs is an empty scratch dir without a limit)",
-                                      path=ctx.path, line=command.line)
-            out.append(RunMount("tmpfs", target))
+                try:
+                    size = ram_in_bytes(m.size)
+                except ValueError as e:
+                    raise DockerfileError(f"invalid value for size: {m.size}: {e}",
+                                          path=ctx.path, line=command.line) from None
+            out.append(RunMount("tmpfs", target, size=size or None))
         else:
             out.append(RunMount("bind", target, m.source or ".", m.readonly, m.from_))
     return tuple(out)
@@ -264,6 +283,18 @@ def _writable_view(host: str, scratch_dir: str, i: int, undo: list) -> str:
     return merged
 
 
+def _tmpfs(host: str, size: int | None, undo: list) -> str:
+    """A fresh tmpfs (BuildKit mounts one per tmpfs mount: nosuid, the size as its limit),
+    mounted on the host and bound in; unmounted after the step."""
+    from pybuild.runtime import linux
+
+    os.makedirs(host, 0o755)
+    options = "mode=1777" + (f",size={size}" if size else "")
+    linux.mount("tmpfs", host, "tmpfs", linux.MS_NOSUID, options)
+    undo.append(lambda: linux.umount2(host, linux.MNT_DETACH))
+    return host
+
+
 def _cache_dir(m: RunMount, cache_root: str, scratch_dir: str, i: int, undo: list) -> str:
     """The host dir of a cache mount: made with the mount's mode and owner the first time;
     `locked` waits for other writers, `private` takes a fresh dir while another one runs."""
@@ -316,8 +347,7 @@ def _execute(plan, binds, undo, lower_dirs, upper_dir, work_dir, scratch_dir, co
         if m.kind == "cache":
             host = _cache_dir(m, cache_root, scratch_dir, i, undo)
         elif m.kind == "tmpfs":
-            host = os.path.join(scratch_dir, f"tmpfs-{i}")
-            os.makedirs(host, 0o1777, exist_ok=True)
+            host = _tmpfs(os.path.join(scratch_dir, f"tmpfs-{i}"), m.size, undo)
         else:
             root = (sources or {}).get(m.from_) if m.from_ else context_dir
             if root is None:
