@@ -146,18 +146,23 @@ class Workspace:
 
     def context_view(self, context) -> str:
         """The build context as it is sent (a BuildContext: ignored files hidden), for RUN
-        --mount=type=bind: its own dir when nothing is hidden, else a read-only overlay with
-        a layer of whiteouts on top, mounted until close()."""
+        --mount=type=bind, mounted until close(): the context bound at a plain path (an
+        overlay option cannot hold the `,` or `:` a user's path may have), and when
+        something is ignored, a read-only overlay of it under a layer of whiteouts."""
         from pybuild.runtime import linux as L
 
-        hidden = context.unsent()
-        if not hidden:
-            return context.root
         with self._lock:
             n = next(self._counter)
         base = os.path.join(self.root, f"context-{n}")
+        source = os.path.join(base, "source")
+        os.makedirs(source, 0o755)
+        self._mounted = True
+        L.mount(context.root, source, None, L.MS_BIND | L.MS_REC)
+        hidden = context.unsent()
+        if not hidden:
+            return source
         whiteouts, target = os.path.join(base, "whiteouts"), os.path.join(base, "view")
-        os.makedirs(target, 0o755)
+        os.mkdir(target, 0o755)
         os.mkdir(whiteouts, 0o755)
         for rel in hidden:
             parent = os.path.dirname(rel)
@@ -167,9 +172,7 @@ class Workspace:
         # the dirs made above take their owner and mode from the context: in an overlay the
         # top layer's copy of a dir is what shows
         _mirror_dirs(context.root, whiteouts, "", only_attrs=True)
-        self._mounted = True
-        L.mount("overlay", target, "overlay", L.MS_RDONLY,
-                f"lowerdir={whiteouts}:{context.root}")
+        L.mount("overlay", target, "overlay", L.MS_RDONLY, f"lowerdir={whiteouts}:{source}")
         return target
 
     def commit(self, dirs: StepDirs, parent: str | None,

@@ -49,3 +49,27 @@ def test_context_bind_honours_dockerignore_and_keys_on_content(builder, tmp_path
     assert res.returncode == 1
     assert 'Dockerfile:2 RUN --mount=type=bind,source=secret.txt,target=/s cat /s: ' \
            '"secret.txt": not found' in res.stderr
+
+
+def test_a_context_path_with_commas_and_colons(builder, tmp_path):
+    ctx = tmp_path / "odd,dir:name"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\n"
+                                    "RUN --mount=type=bind,target=/c ls -A /c > /seen\n"
+                                    "RUN --mount=type=bind,target=/c,rw touch /c/new && "
+                                    "ls -A /c > /rw\n")
+    (ctx / ".dockerignore").write_text("hidden\n")
+    (ctx / "hidden").write_text("no\n")
+    (ctx / "shown").write_text("yes\n")
+    before = mount_points(tmp_path)
+    res = builder.cli("-q", "-t", "odd:1", str(ctx))
+    assert res.returncode == 0, res.stderr
+    assert builder.cat("odd:1", "/seen").split() == [".dockerignore", "Dockerfile", "shown"]
+    assert builder.cat("odd:1", "/rw").split() == [".dockerignore", "Dockerfile", "new", "shown"]
+    assert not (ctx / "new").exists()
+    (ctx / ".dockerignore").unlink()  # nothing ignored: the context is bound as it is
+    res = builder.cli("-q", "-t", "odd:2", str(ctx))
+    assert res.returncode == 0, res.stderr
+    assert builder.cat("odd:2", "/seen").split() == ["Dockerfile", "hidden", "shown"]
+    assert not (ctx / "new").exists()
+    assert mount_points(tmp_path) == before
