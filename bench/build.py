@@ -172,6 +172,9 @@ def main() -> int:
     # PYTHONDONTWRITEBYTECODE=1 would recompile pybuild on every start.
     subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(REPO, "pybuild")],
                    check=True)
+    # the same for the methods @dataclass compiles (pybuild.dataclass_cache)
+    subprocess.run([sys.executable, "-c", "import pybuild.dataclass_cache as c; c.prime()"],
+                   cwd=REPO, check=True)
     work = tempfile.mkdtemp(prefix="pybuild-bench-build-")
     tools: list = []
     try:

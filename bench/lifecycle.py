@@ -62,6 +62,9 @@ def main() -> int:
         return 1
     subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(REPO, "pybuild")],
                    check=True)
+    # the same for the methods @dataclass compiles (pybuild.dataclass_cache)
+    subprocess.run([sys.executable, "-c", "import pybuild.dataclass_cache as c; c.prime()"],
+                   cwd=REPO, check=True)
     work = tempfile.mkdtemp(prefix="pybuild-bench-lifecycle-")
     env = {**os.environ, "PYBUILD_ROOT": os.path.join(work, "store")}
     pyrun = [sys.executable, "-m", "pybuild.cli.pyrun"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tempfile
 from typing import TYPE_CHECKING
 
 from pybuild.errors import ImageError
@@ -22,6 +21,8 @@ class BlobWriter:
         self._store, self.expected, self.expected_size = store, expected, size
         if expected is not None:
             check_digest(expected)
+        import tempfile  # loaded when something is written: not on a cached build
+
         fd, self.tmp_path = tempfile.mkstemp(prefix="blob-", dir=store.tmp_dir)
         self._file = os.fdopen(fd, "wb", buffering=0)
         self._hash = hashlib.sha256()

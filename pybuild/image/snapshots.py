@@ -10,7 +10,6 @@ import functools
 import os
 import shutil
 import stat
-import tempfile
 import time
 from collections.abc import Callable
 
@@ -63,6 +62,8 @@ def remove_tree(path: str) -> None:
 
 def staging_dir(store: Store) -> str:
     """A fresh tmp/snap-XXXX dir; the snapshot content goes into its `fs` subdir."""
+    import tempfile  # not for remove_tree, which a cached build uses
+
     d = tempfile.mkdtemp(prefix="snap-", dir=store.tmp_dir)
     os.mkdir(os.path.join(d, "fs"), 0o755)
     return d
@@ -91,6 +92,8 @@ def install(store: Store, fs_dir: str, parent: str | None, diff_id: str, size: i
                                (cid, parent, diff_id, size, time.time())).lastrowid
                 target = os.path.join(store.snapshots_dir, str(n))
                 if os.path.lexists(target):  # left by a crash between rename and commit
+                    import tempfile
+
                     moved = tempfile.mkdtemp(prefix="trash-", dir=store.tmp_dir)
                     os.rename(target, os.path.join(moved, "old"))
                     trash.append(moved)

@@ -316,6 +316,9 @@ class Store:
 
     def set_tag(self, reference: str, image_id: str) -> str | None:
         """Point a reference at an image; return the image id it pointed at before."""
+        if self.tag(reference) == image_id:
+            # already so (a cached rebuild's tag): no write, so no commit and no fsync
+            return image_id
         with self.transaction() as db:
             if not db.execute("SELECT 1 FROM images WHERE id=?", (image_id,)).fetchone():
                 raise ImageError(f"no such image: {image_id}")
