@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from collections.abc import Callable
 
 import click
@@ -19,6 +18,8 @@ def debug_enabled() -> bool:
 def report(exc: BaseException) -> int:
     """Print `error: ...` for a user-facing failure and return its exit code."""
     if debug_enabled():
+        import traceback
+
         traceback.print_exception(exc)
     if isinstance(exc, PybuildError):
         print(f"error: {exc}", file=sys.stderr)

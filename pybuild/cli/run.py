@@ -74,17 +74,21 @@ def parse_limits(memory, memory_swap, cpus, pids_limit):
 
 def check_network(root: str, mode: str, publish, publish_all: bool) -> str:
     """Validate --network (and -p) before anything is created; returns the mode."""
-    from pybuild.runtime import netsetup, ports
-    from pybuild.runtime.netstore import NetworkStore
-
     if mode is None:
         # pyrun's default is no network (a container starts without pyroute2 and a veth);
         # publishing ports asks for one, and gets Docker's default, the bridge
         mode = "bridge" if publish or publish_all else "none"
     if not mode:
         raise ContainerError("invalid network mode: ''")
-    ports.parse_port_specs(publish)  # a bad -p fails even where it would be discarded
-    netsetup.check_mode(NetworkStore(root), mode)
+    if publish:
+        from pybuild.runtime import ports
+
+        ports.parse_port_specs(publish)  # a bad -p fails even where it would be discarded
+    if mode not in ("none", "host", "bridge"):  # netstore.BUILTIN; only others need the store
+        from pybuild.runtime import netsetup
+        from pybuild.runtime.netstore import NetworkStore
+
+        netsetup.check_mode(NetworkStore(root), mode)
     if mode == "host" and (publish or publish_all):
         print("WARNING: Published ports are discarded when using host network mode",
               file=sys.stderr)
@@ -93,6 +97,8 @@ def check_network(root: str, mode: str, publish, publish_all: bool) -> str:
 
 def parse_expose(values) -> tuple[str, ...]:
     """--expose 80, 53/udp, 8000-8002/tcp -> ExposedPorts keys ("80/tcp", ...)."""
+    if not values:
+        return ()
     from pybuild.runtime import ports
 
     out = []

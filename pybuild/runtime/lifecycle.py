@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 
 from pybuild.errors import ContainerError, ContainerStateError, NoSuchContainer
@@ -123,6 +122,8 @@ def parse_signal(text: str | int) -> int:
 def send_signal(c: Container, state: dict, sig: int) -> None:
     """Deliver `sig` to the container's first process (through runc for runc)."""
     if state.get("runtime", BUILTIN) != BUILTIN:
+        import subprocess
+
         from pybuild.runtime import oci
 
         binary = oci.runtime_binary(state["runtime"])

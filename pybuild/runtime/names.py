@@ -4,7 +4,6 @@ the one record `rename` changes), and Docker's generated adjective_surname names
 from __future__ import annotations
 
 import os
-import random
 
 from pybuild.errors import ContainerError
 
@@ -58,6 +57,8 @@ SURNAMES = (
 def generated_name(retry: int = 0) -> str:
     """namesgenerator.GetRandomName: adjective_surname, a digit appended on retries
     ("boring_wozniak" is not generated, as in moby)."""
+    import random  # only here: create --name, rm and rename never need it
+
     while True:
         name = f"{random.choice(ADJECTIVES)}_{random.choice(SURNAMES)}"
         if name != "boring_wozniak":

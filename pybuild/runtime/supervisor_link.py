@@ -13,12 +13,14 @@ from __future__ import annotations
 import json
 import os
 import select
-import socket
 import struct
-import subprocess
 import sys
+from typing import TYPE_CHECKING
 
 from pybuild.errors import ContainerError, PybuildError
+
+if TYPE_CHECKING:  # socket and subprocess load where used: stop and rm use neither
+    import socket
 
 STDIN, STDOUT, STDERR, EXIT, FAILURE, RESIZE, CLOSE_STDIN = 0, 1, 2, 3, 4, 5, 6
 SOCKET = "attach.sock"
@@ -37,6 +39,8 @@ def connect(container_dir: str, hello: dict, timeout: float = 5.0) -> socket.soc
         dir_fd = os.open(container_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as e:
         raise ContainerError(f"no supervisor: {e.strerror}") from None
+    import socket
+
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.settimeout(timeout)
@@ -83,6 +87,8 @@ def launch(containers_dir: str, container_id: str, *, wait_attach: bool = False,
     """Start the supervisor of a created (or stopped) container. Returns its first report:
     {"started": pid}, {"listening": true} (with `wait_attach`: it waits for an attach
     client before starting), or raises the start failure with the container's exit code."""
+    import subprocess
+
     import pybuild
 
     read_fd, write_fd = os.pipe()

@@ -73,3 +73,8 @@ def test_lifecycle_verbs_load_no_heavy_library(pyrun_lc, tmp_path):
         assert not _packages(modules) & set(NEVER), (args, sorted(_packages(modules) & set(NEVER)))
         assert "pybuild.grammar.parser" not in modules, args
         assert "pybuild.builder" not in modules, args
+        # no network named: neither the network store nor the netlink code
+        assert not modules & {"pybuild.runtime.netstore", "pybuild.runtime.network"}, args
+        if args[0] in ("stop", "rm"):  # no supervisor to launch or talk to
+            assert not modules & {"subprocess", "socket", "pybuild.runtime.sandbox"}, (
+                args, sorted(modules & {"subprocess", "socket", "pybuild.runtime.sandbox"}))
