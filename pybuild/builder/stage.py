@@ -190,7 +190,9 @@ class StageBuild:
                                              cache_root=build.workspace.cache_mounts,
                                              on_output=on_output, sources=roots,
                                              secrets=build.secrets,
-                                             ssh_sockets=build.ssh_sockets)
+                                             ssh_sockets=build.ssh_sockets,
+                                             source_keys={k: v[0]
+                                                          for k, v in sources.items()})
                 except BuildError as e:
                     if e.step is not None:
                         raise

@@ -54,12 +54,15 @@ class RunMount:
     required: bool = False  # secret, ssh: fail when the build was not given it
     env: str | None = None  # secret: also (or only) expose it as this variable
     size: int | None = None  # tmpfs: its limit in bytes
+    seed: str = ""  # cache with from_: the path in it a new cache dir starts as a copy of
 
     def key(self) -> list:
         fields = [self.kind, self.target, self.source, self.readonly, self.from_, self.mode,
                   self.uid, self.gid]
         if self.kind in ("secret", "ssh"):
             return fields + [self.required, self.env]
+        if self.seed:
+            fields.append(self.seed)
         return fields + [self.size] if self.size is not None else fields
 
 
@@ -124,7 +127,7 @@ def _mounts(command: Run, stage: StageConfig, ctx: MetaContext) -> tuple[RunMoun
             m = parse_mount(mount.spec, ex) if mount.deferred else mount
         except PybuildError as e:
             raise DockerfileError(str(e), path=ctx.path, line=command.line) from None
-        if m.from_ and m.type != "bind":
+        if m.from_ and m.type not in ("bind", "cache"):
             what = f"type={m.type},from={m.from_}"
             raise DockerfileError(f"RUN --mount={what} is not supported by pybuild",
                                   path=ctx.path, line=command.line)
@@ -152,9 +155,10 @@ def _mounts(command: Run, stage: StageConfig, ctx: MetaContext) -> tuple[RunMoun
         if not target:
             raise DockerfileError("mount target is required", path=ctx.path, line=command.line)
         if m.type == "cache":
-            out.append(RunMount("cache", target, m.id or target, m.readonly, None,
+            out.append(RunMount("cache", target, m.id or target, m.readonly, m.from_,
                                 m.sharing or "shared", 0o755 if m.mode is None else m.mode,
-                                m.uid or 0, m.gid or 0))
+                                m.uid or 0, m.gid or 0, seed=(m.source or "/") if m.from_
+                                else ""))
         elif m.type == "tmpfs":
             size = None
             if m.size:
@@ -240,9 +244,11 @@ def execute_run(plan: RunPlan, *, lower_dirs: list[str], upper_dir: str, work_di
                 on_output: Callable[[int, bytes], None],
                 sources: Mapping[str, str] | None = None,
                 secrets: Mapping[str, SecretSource] | None = None,
-                ssh_sockets: Mapping[str, str] | None = None) -> tuple[int, list[str]]:
+                ssh_sockets: Mapping[str, str] | None = None,
+                source_keys: Mapping[str, str] | None = None) -> tuple[int, list[str]]:
     """Run the plan over `lower_dirs` with writes going to `upper_dir`. `sources` maps the
-    `from=` of bind mounts to read-only views of those stages/images; `secrets` and
+    `from=` of bind and cache mounts to read-only views of those stages/images (and
+    `source_keys` to their cache keys, naming a seeded cache); `secrets` and
     `ssh_sockets` are what the build was given, by id. Returns the exit code and the last
     lines of output. Raises BuildError when the command cannot start or a required secret
     or ssh agent is missing."""
@@ -256,7 +262,8 @@ def execute_run(plan: RunPlan, *, lower_dirs: list[str], upper_dir: str, work_di
 
         lent = lent_mounts(plan, scratch_dir, env, undo, secrets or {}, ssh_sockets or {})
         return _execute(plan, binds, undo, lower_dirs, upper_dir, work_dir, scratch_dir,
-                        context_dir, cache_root, on_output, sources, tuple(env), lent)
+                        context_dir, cache_root, on_output, sources, tuple(env), lent,
+                        source_keys)
     finally:
         for fn in reversed(undo):
             fn()
@@ -283,53 +290,10 @@ def _writable_view(host: str, scratch_dir: str, i: int, undo: list) -> str:
     return merged
 
 
-def _tmpfs(host: str, size: int | None, undo: list) -> str:
-    """A fresh tmpfs (BuildKit mounts one per tmpfs mount: nosuid, the size as its limit),
-    mounted on the host and bound in; unmounted after the step."""
-    from pybuild.runtime import linux
-
-    os.makedirs(host, 0o755)
-    options = "mode=1777" + (f",size={size}" if size else "")
-    linux.mount("tmpfs", host, "tmpfs", linux.MS_NOSUID, options)
-    undo.append(lambda: linux.umount2(host, linux.MNT_DETACH))
-    return host
-
-
-def _cache_dir(m: RunMount, cache_root: str, scratch_dir: str, i: int, undo: list) -> str:
-    """The host dir of a cache mount: made with the mount's mode and owner the first time;
-    `locked` waits for other writers, `private` takes a fresh dir while another one runs."""
-    import fcntl
-
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", m.source).strip(".") or "cache"
-    host = os.path.join(cache_root, name)
-    if not os.path.isdir(host):
-        os.makedirs(cache_root, 0o755, exist_ok=True)
-        tmp = f"{host}.new-{os.getpid()}-{i}"
-        os.mkdir(tmp)
-        os.chmod(tmp, m.mode)
-        os.chown(tmp, m.uid, m.gid)
-        try:
-            os.rename(tmp, host)
-        except OSError:  # another build made it first
-            os.rmdir(tmp)
-    if m.sharing == "shared":
-        return host
-    fd = os.open(host, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if m.sharing == "private" else 0))
-    except BlockingIOError:
-        os.close(fd)
-        private = os.path.join(scratch_dir, f"cache-{i}")
-        os.mkdir(private)
-        os.chmod(private, m.mode)
-        os.chown(private, m.uid, m.gid)
-        return private
-    undo.append(lambda: os.close(fd))  # closing releases the flock
-    return host
-
-
 def _execute(plan, binds, undo, lower_dirs, upper_dir, work_dir, scratch_dir, context_dir,
-             cache_root, on_output, sources, env, lent) -> tuple[int, list[str]]:
+             cache_root, on_output, sources, env, lent, source_keys) -> tuple[int, list[str]]:
+    from pybuild.builder.steps.run_dirs import cache_dir, tmpfs
+    from pybuild.runtime.mounts import secure_join
     from pybuild.runtime.spec import BindMount
     from pybuild.runtime.step import run_step
 
@@ -345,9 +309,13 @@ def _execute(plan, binds, undo, lower_dirs, upper_dir, work_dir, scratch_dir, co
                 binds.append(lent[i])
             continue
         if m.kind == "cache":
-            host = _cache_dir(m, cache_root, scratch_dir, i, undo)
+            seed = None
+            if m.from_:  # a cache seeded from a stage or an image: one per (id, source)
+                root = (sources or {}).get(m.from_)
+                seed = (secure_join(root, m.seed), (source_keys or {}).get(m.from_, m.from_))
+            host = cache_dir(m, cache_root, scratch_dir, i, undo, seed)
         elif m.kind == "tmpfs":
-            host = _tmpfs(os.path.join(scratch_dir, f"tmpfs-{i}"), m.size, undo)
+            host = tmpfs(os.path.join(scratch_dir, f"tmpfs-{i}"), m.size, undo)
         else:
             root = (sources or {}).get(m.from_) if m.from_ else context_dir
             if root is None:
