@@ -191,10 +191,10 @@ def _other_object(ctx: click.Context, ref: str, kinds) -> dict | None:
             store.close()
     if "network" in kinds:
         from pybuild.cli.network import _store, inspect_json
-        from pybuild.runtime import ipam
+        from pybuild.runtime import network
 
         nets = _store(ctx)
-        nets.ensure_builtins(ipam.host_routes())
+        network.ensure_builtins(nets)
         try:
             return inspect_json(nets.get(ref))
         except PybuildError:

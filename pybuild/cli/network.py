@@ -177,11 +177,11 @@ def _matches(net, filters: list[tuple[str, str]]) -> bool:
 def ls_cmd(ctx, quiet, no_trunc, fmt, filters):
     """List networks."""
     from pybuild.cli.images_fmt import format_rows, table
-    from pybuild.runtime import ipam
+    from pybuild.runtime import network
 
     wanted = _parse_filters(filters)
     store = _store(ctx)
-    store.ensure_builtins(ipam.host_routes())
+    network.ensure_builtins(store)
     nets = sorted((n for n in store.list() if _matches(n, wanted)), key=lambda n: n.name)
     rows = [{"ID": n.id if no_trunc else n.id[:12], "Name": n.name, "Driver": n.driver,
              "Scope": "local", "IPv6": "false",
@@ -213,10 +213,10 @@ def ls_cmd(ctx, quiet, no_trunc, fmt, filters):
 @click.pass_context
 def inspect_cmd(ctx, fmt, refs):
     """Display detailed information on one or more networks."""
-    from pybuild.runtime import ipam
+    from pybuild.runtime import network
 
     store = _store(ctx)
-    store.ensure_builtins(ipam.host_routes())
+    network.ensure_builtins(store)
     found, rc = [], 0
     for ref in refs:
         try:

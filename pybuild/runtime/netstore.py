@@ -155,10 +155,13 @@ class NetworkStore:
 
     # --- records ---------------------------------------------------------------------------
 
+    def has_builtins(self) -> bool:
+        return {n.name for n in self.list()} >= set(BUILTIN)
+
     def ensure_builtins(self, host_routes: Iterable[ipaddress.IPv4Network] = ()) -> None:
         """bridge, host and none exist in every store (Docker lists them always). The default
         bridge's subnet is the first /16 of 172.31..172.17 that no host route overlaps."""
-        if {n.name for n in self.list()} >= set(BUILTIN):
+        if self.has_builtins():
             return
         with self.locked():
             have = {n.name: n for n in self.list()}

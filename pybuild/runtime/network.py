@@ -94,12 +94,40 @@ def ensure_bridge(net: Network, ipr=None) -> bool:
         ipr.link("add", ifname=net.bridge, kind="bridge")
         idx = _lookup(ipr, net.bridge)
         made = True
+    if not made:
+        _drop_idle_addresses(net.bridge, keep=net.gateway, ipr=ipr, idx=idx)
     have = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=idx, family=socket.AF_INET)}
     if net.gateway not in have:
         ipr.addr("add", index=idx, address=net.gateway, prefixlen=subnet.prefixlen)
     if made or not ipr.get_links(idx)[0]["flags"] & 1:  # IFF_UP
         ipr.link("set", index=idx, state="up")
     return made
+
+
+def _bridge_idle(name: str) -> bool:
+    """The bridge exists and no interface (a container's veth) is attached to it."""
+    try:
+        return not os.listdir(f"/sys/class/net/{name}/brif")
+    except OSError:
+        return False
+
+
+def _drop_idle_addresses(bridge: str, keep: str | None, ipr=None, idx: int | None = None) -> None:
+    """On an idle bridge, remove every IPv4 address but `keep`: gateways of stores that
+    used a shared bridge once and have no container on it now (they add theirs back when
+    they attach one). Call under `host_lock()`."""
+    if not _bridge_idle(bridge):
+        return
+    if ipr is None:
+        with _iproute() as own:
+            return _drop_idle_addresses(bridge, keep, own, _lookup(own, bridge))
+    if idx is None:
+        return
+    for a in ipr.get_addr(index=idx, family=socket.AF_INET):
+        address = a.get_attr("IFA_ADDRESS")
+        if address != keep:
+            with contextlib.suppress(Exception):  # gone meanwhile is fine
+                ipr.addr("del", index=idx, address=address, prefixlen=a["prefixlen"])
 
 
 def delete_link(name: str) -> None:
@@ -126,7 +154,15 @@ def _check_ifname(name: str) -> None:
 # --- networks ------------------------------------------------------------------------------
 
 def ensure_builtins(store: NetworkStore) -> None:
-    store.ensure_builtins(ipam.host_routes())
+    """bridge/host/none in this store. The default bridge's device (pybr0) is shared by
+    every store on the host, as docker0 is, while each store picks its own subnet: the
+    addresses that stores no longer using it left on an idle device are dropped first, so
+    they neither push this store's pick along nor fill 172.17-31 (15 test stores did)."""
+    if store.has_builtins():
+        return
+    with host_lock():
+        _drop_idle_addresses(store.default_bridge, keep=None)
+        store.ensure_builtins(ipam.host_routes())
 
 
 def create_network(store: NetworkStore, name: str, *, subnet: str | None = None,

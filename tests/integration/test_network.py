@@ -314,3 +314,47 @@ def test_internal_network_has_no_way_out(net_store, netns_factory):
     rules = nat.present(net.id)
     assert len(rules) == 3 and not any("MASQUERADE" in r for r in rules)
     assert e1.ipv4 != e2.ipv4
+
+
+def test_shared_default_bridge_sheds_addresses_of_stores_gone(tmp_path, net_store, netns_factory):
+    """Every store's default bridge is the same device (pybr0, like docker0) with a subnet
+    of its own. A store that is gone left its gateway address behind and nothing took it
+    away: 15 test stores filled 172.17-31 and every bridge test then failed with "could not
+    find an available, non-overlapping IPv4 address pool". An idle device sheds them; a
+    device with a container on it keeps them (that store is alive)."""
+    from pybuild.runtime.netstore import NetworkStore
+
+    def addrs() -> set[str]:
+        out = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", net_store.default_bridge],
+                             capture_output=True, text=True, check=True).stdout
+        return {line.split()[3] for line in out.splitlines()}
+
+    # a store that used the shared device and is gone now: its bridge with its address
+    gone = NetworkStore(str(tmp_path / "gone"), default_bridge=net_store.default_bridge)
+    network.ensure_builtins(gone)
+    old = gone.get("bridge")
+    with network.host_lock():
+        network.ensure_bridge(old)
+    assert addrs() == {f"{old.gateway}/16"}
+    # this store starts: the idle device loses the stale address before the pick, so the
+    # pick is not pushed off it, and only this store's gateway is on the device
+    network.ensure_builtins(net_store)
+    net = net_store.get("bridge")
+    assert net.subnet == old.subnet
+    assert addrs() == set()
+    ns = netns_factory()
+    network.attach(net_store, "bridge", "e" * 64, ns)
+    assert addrs() == {f"{net.gateway}/16"}
+    # with a container attached, another store's gateway stays beside ours
+    other = NetworkStore(str(tmp_path / "other"), default_bridge=net_store.default_bridge)
+    network.ensure_builtins(other)
+    second = other.get("bridge")
+    assert second.subnet != net.subnet
+    with network.host_lock():
+        network.ensure_bridge(second)
+    assert addrs() == {f"{net.gateway}/16", f"{second.gateway}/16"}
+    network.detach(net_store, "bridge", "e" * 64)
+    # idle again: the next use keeps only its own gateway
+    with network.host_lock():
+        network.ensure_bridge(net)
+    assert addrs() == {f"{net.gateway}/16"}
