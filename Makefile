@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 DEB_PACKAGES := busybox-static docker-registry skopeo umoci runc crun iptables iproute2 apache2-utils openssl openssh-client
 PYTEST_ARGS ?=
 
-.PHONY: setup venv debs test lint demo bench clean
+.PHONY: setup venv bytecode debs test lint demo bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -15,6 +15,14 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 venv: $(VENV)/.installed
+
+# What pip does for a regular install, done for the editable one (and again after edits:
+# compileall skips what is current): .pyc files and the @dataclass method cache
+# (pybuild/dataclass_cache.py), so no command compiles our sources at start-up, whatever
+# PYTHONDONTWRITEBYTECODE says.
+bytecode: venv
+	@$(PY) -m compileall -q pybuild
+	@$(PY) -c "import pybuild.dataclass_cache as c; c.prime()"
 
 debs:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -26,7 +34,7 @@ debs:
 	  else echo "not root: missing Debian packages$$missing (tests that need them are skipped)"; fi; \
 	fi
 
-setup: venv debs
+setup: venv bytecode debs
 
 lint: venv
 	$(VENV)/bin/ruff check pybuild tests bench
