@@ -166,27 +166,8 @@ class Images:
         """What `docker history` shows for a layer: the bytes of the files it holds (its
         snapshot's non-directories, hard links once), not its tar's size with headers and
         padding; the tar size when there is no snapshot."""
-        snap = self.store.snapshot(chain)
-        if snap is None:
-            return self.layer_size(diff_id)
-        fs = self.store.snapshot_dir(snap)
-        # a snapshot never changes: its size is walked once and kept next to its fs/
-        memo = os.path.join(os.path.dirname(fs), "content-size")
-        try:
-            with open(memo) as f:
-                return int(f.read())
-        except (OSError, ValueError):
-            pass
-        size = content_size(fs)
-        tmp = f"{memo}.tmp-{os.getpid()}-{threading.get_ident()}"
-        try:
-            with open(tmp, "w") as f:
-                f.write(str(size))
-            os.replace(tmp, memo)
-        except OSError:  # a read-only store, or gc removed the snapshot meanwhile
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        return size
+        size = snapshot_content_size(self.store, chain)
+        return self.layer_size(diff_id) if size is None else size
 
     def content_size(self, image: Image) -> int:
         """What `docker images` shows as SIZE: the content size of all the image's layers,
@@ -463,6 +444,32 @@ class Images:
 def _repo(reference: str) -> str:
     """The repository of a stored tag (`name:tag`) or digest reference (`name@sha256:...`)."""
     return refs.parse_normalized(reference).name
+
+
+def snapshot_content_size(store, chain: str) -> int | None:
+    """The content size of the snapshot of layer chain `chain` (see content_size), or None
+    when the store has no snapshot of it. A snapshot never changes: its size is walked once
+    and kept next to its fs/."""
+    snap = store.snapshot(chain)
+    if snap is None:
+        return None
+    fs = store.snapshot_dir(snap)
+    memo = os.path.join(os.path.dirname(fs), "content-size")
+    try:
+        with open(memo) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        pass
+    size = content_size(fs)
+    tmp = f"{memo}.tmp-{os.getpid()}-{threading.get_ident()}"
+    try:
+        with open(tmp, "w") as f:
+            f.write(str(size))
+        os.replace(tmp, memo)
+    except OSError:  # a read-only store, or gc removed the snapshot meanwhile
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    return size
 
 
 def content_size(path: str) -> int:

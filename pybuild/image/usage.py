@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pybuild.image import meta
+from pybuild.image.images import snapshot_content_size
 from pybuild.image.store import Store
 
 
@@ -19,8 +20,8 @@ class Usage:
 
 
 def image_usage(store: Store) -> Usage:
-    """Images: layer content (uncompressed, each shared layer once) plus config/manifest
-    blobs; an image is active when a GC root (a container) uses its top layer."""
+    """Images: layer content as `images` and `history` count it (the files' bytes, each
+    shared layer once) plus config blobs; an image is active when a GC root (a container) uses its top layer."""
     with store._db_lock:
         db = store.db
         roots: set[str] = set()
@@ -42,7 +43,9 @@ def image_usage(store: Store) -> Usage:
         is_active = bool(layers) and layers[-1][1] in roots
         active += is_active
         for diff_id, chain in layers:
-            sizes[chain] = snap_size.get(chain, layer_size.get(diff_id, 0))
+            if chain not in sizes:
+                content = snapshot_content_size(store, chain) if chain in snap_size else None
+                sizes[chain] = layer_size.get(diff_id, 0) if content is None else content
             if is_active:
                 active_chains.add(chain)
         config = store.blob_size(image_id) if store.has_blob(image_id) else 0
