@@ -114,6 +114,10 @@ def main() -> None:
     args = ap.parse_args()
     if not shutil.which("skopeo") or not shutil.which("docker-registry"):
         raise SystemExit("bench/registry.py needs skopeo and docker-registry (make setup)")
+    # as installed packages are: byte-compiled (PYTHONDONTWRITEBYTECODE=1 in the environment
+    # would otherwise recompile pybuild on every pyrun start), like bench/run.py and build.py
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "pybuild")],
+                   check=False, stdout=subprocess.DEVNULL)
     work = pathlib.Path(tempfile.mkdtemp(prefix="pybuild-bench-registry-"))
     servers = []
 
