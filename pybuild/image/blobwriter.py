@@ -38,8 +38,10 @@ class BlobWriter:
     def digest(self) -> str:
         return "sha256:" + self._hash.hexdigest()
 
-    def commit(self) -> Blob:
-        """Verify digest and size, fsync, rename into blobs/sha256/. Idempotent."""
+    def commit(self, synced: bool = False) -> Blob:
+        """Verify digest and size, fsync, rename into blobs/sha256/. Idempotent. synced=True:
+        the caller flushed the store's file system (syncfs) after the last write, so the
+        bytes are on disk already and only the rename and its directory are synced."""
         if self.blob is not None:
             return self.blob
         digest = self.digest()
@@ -49,7 +51,8 @@ class BlobWriter:
             if self.expected_size is not None and self.size != self.expected_size:
                 raise ImageError(f"size mismatch for {digest}: expected {self.expected_size} "
                                  f"bytes, got {self.size}")
-            os.fsync(self._file.fileno())
+            if not synced:
+                os.fsync(self._file.fileno())
             self._file.close()
             os.chmod(self.tmp_path, 0o444)
             os.rename(self.tmp_path, self._store.blob_path(digest))

@@ -70,15 +70,16 @@ def staging_dir(store: Store) -> str:
 
 
 def install(store: Store, fs_dir: str, parent: str | None, diff_id: str, size: int,
-            durable: bool = True) -> SnapshotRecord:
+            durable: bool = True, synced: bool = False) -> SnapshotRecord:
     """Rename a finished layer dir (a staged dir's fs/, or a build's overlay upper dir on the
     store's file system) into snapshots/<n>/fs and record it. If the chain id exists already,
-    `fs_dir` is removed and the existing record returned."""
+    `fs_dir` is removed and the existing record returned. synced=True: the caller ran
+    syncfs() after the dir was complete (only the renames are synced here)."""
     cid = chain_id(parent, diff_id)
     with store.hold():
         if parent is not None and store.snapshot(parent) is None:
             raise ImageError(f"parent snapshot {parent} of layer {diff_id} is missing")
-        if durable:
+        if durable and not synced:
             syncfs(fs_dir)
         trash: list[str] = []
         existing = None

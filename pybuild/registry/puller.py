@@ -187,19 +187,22 @@ class _Pull:
                         raise
                     raw.drain()  # the blob's end: the client's size check runs there
                 self._check_download(writer, desc.digest)
-                if writer is not None:
-                    self.events(ev.Progress(sid, ev.VERIFYING))
-                    writer.commit()
-                    self.events(ev.Progress(sid, ev.DOWNLOAD_COMPLETE))
                 if tar.digest() != diff_id:
                     raise ImageError(f"layer {desc.digest} unpacks to {tar.digest()}, but the "
                                      f"image config says {diff_id}", ref=str(self.ref))
+                # one flush makes both the blob file and the staged snapshot durable (both
+                # live in the store's tmp/): neither needs an fsync of its own after this
+                snapshots.syncfs(stage)
+                if writer is not None:
+                    self.events(ev.Progress(sid, ev.VERIFYING))
+                    writer.commit(synced=True)
+                    self.events(ev.Progress(sid, ev.DOWNLOAD_COMPLETE))
                 if i > 0:
                     installed[i - 1].wait()
                     if self.store.snapshot(chains[i - 1]) is None:
                         raise _Cancelled()
                 snapshots.install(self.store, f"{stage}/fs", chains[i - 1] if i else None,
-                                  diff_id, tar.size)
+                                  diff_id, tar.size, synced=True)
                 self.store.add_layer_blob(LayerBlob(diff_id, desc.digest, reader.compression,
                                                     desc.size, tar.size, desc.media_type))
             finally:

@@ -35,15 +35,17 @@ def tar_of(entries: list[tuple[str, bytes]]) -> bytes:
     return buf.getvalue()
 
 
-def push(host: str, repo: str, tars: list[bytes]) -> list[str]:
-    """Push an image of these plain tars (gzipped); returns the layer blob digests."""
-    layers, diff_ids = [], []
+def push(host: str, repo: str, tars: list[bytes], diff_ids: list[str] | None = None) -> list[str]:
+    """Push an image of these plain tars (gzipped), with their diff ids unless others are
+    given; returns the layer blob digests."""
+    layers = []
+    if diff_ids is None:
+        diff_ids = ["sha256:" + hashlib.sha256(plain).hexdigest() for plain in tars]
     with RegistryClient(host, FAST) as c:
         for plain in tars:
             blob = gzip.compress(plain, compresslevel=1, mtime=0)
             layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
                            "digest": push_blob(c, repo, blob), "size": len(blob)})
-            diff_ids.append("sha256:" + hashlib.sha256(plain).hexdigest())
         config = json.dumps({"architecture": "amd64", "os": "linux",
                              "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
         manifest = json.dumps({
@@ -112,3 +114,12 @@ def test_hostile_tar_with_a_good_digest(tmp_path, registry, docker_config):
     err = pull_fails(tmp_path / "root", f"{registry.host}/team/hostile:1", ImageError)
     assert "escapes the layer root" in str(err)
     assert not outside.exists()
+
+
+def test_wrong_diff_id_keeps_neither_blob_nor_snapshot(tmp_path, registry, docker_config):
+    """The blob's digest is right but the config names another diff id: the layer's blob is
+    not kept either (it lands together with its snapshot, after one syncfs for both)."""
+    plain = tar_of(sorted(BIG.items()))
+    push(registry.host, "team/diff", [plain], diff_ids=["sha256:" + "5" * 64])
+    err = pull_fails(tmp_path / "root", f"{registry.host}/team/diff:1", ImageError)
+    assert "unpacks to sha256:" + hashlib.sha256(plain).hexdigest() in str(err)
