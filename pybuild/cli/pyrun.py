@@ -93,7 +93,18 @@ def cli(ctx: click.Context, root: str | None, debug: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    sys.exit(run_guarded(lambda: cli.main(args=args, prog_name="pyrun", standalone_mode=False)))
+    sys.exit(run_guarded(lambda: _invoke(args)))
+
+
+def _invoke(args: list[str]):
+    from pybuild.cli.exitcodes import engine_error_exit_code
+    from pybuild.errors import PybuildError
+
+    try:
+        return cli.main(args=args, prog_name="pyrun", standalone_mode=False)
+    except PybuildError as e:
+        e.exit_code = engine_error_exit_code(args, e.exit_code)
+        raise
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ def test_json_log_format_and_logs_flags(pyrun_lc):
     assert text == "out1" and len(stamp.split(".")[1]) == 10  # nine digits and the Z
     assert pyrun("logs", "--since", "1h", cid).stdout.startswith("out1")
     assert pyrun("logs", "--until", "2000-01-01T00:00:00Z", cid).stdout == ""
-    assert pyrun("logs", "--since", "yesterday-ish", cid).returncode == 125
+    assert pyrun("logs", "--since", "yesterday-ish", cid).returncode == 1
     pyrun.ok("rm", cid)
 
 
@@ -203,7 +203,7 @@ def test_stop_uses_the_stop_signal_then_sigkill(pyrun_lc):
     assert pyrun.ok("kill", "-s", "USR2", "termed") == "termed\n"
     wait_for(lambda: "got USR2" in pyrun.ok("logs", "termed"), "USR2 delivered")
     assert pyrun.state("termed")["Running"]
-    assert pyrun("kill", "-s", "NOPE", "termed").returncode == 125
+    assert pyrun("kill", "-s", "NOPE", "termed").returncode == 1  # a daemon error
     pyrun.ok("stop", "termed")
     assert pyrun.state("termed")["ExitCode"] == 0
     assert pyrun.ok("logs", "termed").endswith("bye\n")
