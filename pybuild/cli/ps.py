@@ -9,11 +9,12 @@ import click
 
 from pybuild.cli.common import store_root
 from pybuild.cli.images_fmt import ago, format_rows, human_duration, human_size, table
+from pybuild.cli.ps_filters import EXTRA_FILTERS, Matcher, check_value
 from pybuild.errors import ContainerError
 
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 FILTERS = ("status", "name", "ancestor", "label", "label!", "id", "exited", "until", "before",
-           "since", "health")
+           "since", "health", *EXTRA_FILTERS)
 HEALTH_STATUSES = ("starting", "healthy", "unhealthy", "none")
 HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
            "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "Ports": "PORTS",
@@ -39,6 +40,7 @@ def parse_filters(items, allowed=FILTERS) -> dict[str, list[str]]:
             raise ContainerError(f"Unrecognised filter value for health: {value}")
         if key == "exited" and not value.lstrip("-").isdigit():
             raise ContainerError(f"invalid filter 'exited={value}'")
+        check_value(key, value)
         out.setdefault(key, []).append(value)
     return out
 
@@ -131,6 +133,25 @@ def ports_text(state: dict, active: bool) -> str:
     return ", ".join(out)
 
 
+def port_pairs(state: dict) -> list[tuple[str | None, str]]:
+    """(host port/proto or None, container port/proto) for each of a running container's
+    PORTS entries: what `ps -f publish=|expose=` match."""
+    from pybuild.runtime.lifecycle import is_active
+
+    if not is_active(state):
+        return []
+    out: list[tuple[str | None, str]] = []
+    if state.get("network"):
+        from pybuild.runtime.netsetup import ContainerNetwork
+
+        for line in ContainerNetwork.from_json(state["network"]).port_lines():
+            cport, host = line.split(" -> ", 1)
+            out.append((f"{host.rpartition(':')[2]}/{cport.partition('/')[2]}", cport))
+    published = {cport for _host, cport in out}
+    exposed = (state.get("net_request") or {}).get("exposed", ())
+    return out + [(None, key) for key in exposed if key not in published]
+
+
 def _go_quote(text: str) -> str:
     import json
 
@@ -203,13 +224,15 @@ def select(root: str, entries, wanted: dict[str, list[str]]):
         created_before = min(find(cdir, v).state()["created"] for v in wanted["before"])
     if "since" in wanted:
         created_after = max(find(cdir, v).state()["created"] for v in wanted["since"])
+    extra = Matcher(root, wanted) if any(k in wanted for k in EXTRA_FILTERS) else None
     for c, state in entries:
         if "status" in wanted and status_of(state) not in wanted["status"]:
             continue
         name = name_of(c, state, names)
         if "name" in wanted and not any(re.search(v.lstrip("/"), name) for v in wanted["name"]):
             continue
-        if "id" in wanted and not any(c.id.startswith(v) for v in wanted["id"]):
+        # as moby's filters.Match: the exact id, else a regular expression found in it
+        if "id" in wanted and not any(c.id == v or _search(v, c.id) for v in wanted["id"]):
             continue
         if "exited" in wanted and (status_of(state) != "exited" or str(state.get("exit_code"))
                                    not in wanted["exited"]):
@@ -228,10 +251,19 @@ def select(root: str, entries, wanted: dict[str, list[str]]):
             continue
         if created_after is not None and state.get("created", 0) <= created_after:
             continue
+        if extra is not None and not extra(c, state):
+            continue
         if "until" in wanted and not all(state.get("created", 0) < until_of(v, time.time())
                                          for v in wanted["until"]):
             continue
         yield c, state
+
+
+def _search(pattern: str, text: str) -> bool:
+    try:
+        return re.search(pattern, text) is not None
+    except re.error:
+        return False
 
 
 def _resolve_images(root: str, refs: list[str]) -> set[str]:

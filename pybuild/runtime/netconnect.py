@@ -76,6 +76,19 @@ def disconnect(store: NetworkStore, containers_dir: str, net_ref: str, container
     _refresh(store, containers_dir, container.id, net.id)
 
 
+def networks_of(container, state: dict, networks) -> dict[str, str]:
+    """Every network the container is on, by name -> id ("" when not in the store): the one
+    it was created on (none and host too, as Docker lists them) and those it was connected
+    to since."""
+    by_name = {net.name: net.id for net in networks}
+    mode = (state.get("net_request") or {}).get("mode", "none")
+    out = {mode: by_name.get(mode, "")}
+    for net in networks:
+        if container.id in net.endpoints:
+            out[net.name] = net.id
+    return out
+
+
 def _refresh(store: NetworkStore, containers_dir: str, container_id: str, net_id: str) -> None:
     hosts = _hosts_file(containers_dir)
     own = hosts(container_id)
