@@ -93,6 +93,7 @@ def container_json(c, state: dict, names: dict[str, str]) -> dict:
     from pybuild.cli.ps import status_of
     from pybuild.runtime.lifecycle import is_active, name_of
     from pybuild.runtime.logfile import log_path
+    from pybuild.runtime.logopts import LogConfig
 
     spec = _spec(c)
     process = spec.get("process", {})
@@ -109,6 +110,7 @@ def container_json(c, state: dict, names: dict[str, str]) -> dict:
     host_config = dict(state.get("host_config") or {})
     host_config.setdefault("NetworkMode", (state.get("net_request") or {}).get("mode", "none"))
     host_config.setdefault("AutoRemove", bool(state.get("remove")))
+    host_config.setdefault("LogConfig", LogConfig.from_json(state.get("log_config")).to_json())
     host_config.setdefault("RestartPolicy", state.get("restart_policy")
                            or {"Name": "", "MaximumRetryCount": 0})
     return {
@@ -130,7 +132,8 @@ def container_json(c, state: dict, names: dict[str, str]) -> dict:
         "ResolvConfPath": os.path.join(c.dir, "resolv.conf"),
         "HostnamePath": os.path.join(c.dir, "hostname"),
         "HostsPath": os.path.join(c.dir, "hosts"),
-        "LogPath": log_path(c.dir, c.id),
+        "LogPath": log_path(c.dir, c.id) if LogConfig.from_json(
+            state.get("log_config")).readable else "",
         "Name": "/" + name_of(c, state, names),
         "RestartCount": state.get("restart_count") or 0,
         "Driver": "overlay",
@@ -152,7 +155,9 @@ def container_json(c, state: dict, names: dict[str, str]) -> dict:
             or None,
             "Tty": bool(process.get("terminal")), "OpenStdin": not state.get("stdin_null", True),
             "StdinOnce": False, "Env": process.get("env", []), "Cmd": cmd,
-            "Image": state.get("image", ""), "Volumes": image_cfg.get("Volumes"),
+            "Image": state.get("image", ""),
+            "Volumes": {**(image_cfg.get("Volumes") or {}), **(opts.get("Volumes") or {})}
+            or None,
             "WorkingDir": opts.get("WorkingDir") or image_cfg.get("WorkingDir", ""),
             "Entrypoint": entrypoint, "OnBuild": None, "Labels": state.get("labels") or {},
             **({"Healthcheck": state["healthcheck"]} if state.get("healthcheck") else {}),

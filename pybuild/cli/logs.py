@@ -1,4 +1,5 @@
-"""`pyrun logs`: a container's json-file log, with -f, -t, --tail, --since and --until."""
+"""`pyrun logs`: a container's json-file log (its rotated files too), with -f, -t, --tail,
+--since and --until; Docker's error for a container logging to `none`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 import click
 
 from pybuild.cli.common import store_root
-from pybuild.errors import ContainerError
+from pybuild.errors import ContainerError, ContainerStateError
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
@@ -66,6 +67,10 @@ def logs_cmd(ctx: click.Context, follow, timestamps, tail, since, until, details
     until_t = parse_time(until, now) if until else None
     root = store_root((ctx.obj or {}).get("root"))
     c = lifecycle.find(lifecycle.containers_dir(root), container)
+    from pybuild.runtime.logopts import LogConfig
+
+    if not LogConfig.from_json(c.state().get("log_config")).readable:
+        raise ContainerStateError("configured logging driver does not support reading")
     path = log_path(c.dir, c.id)
     entries, offset = read_entries(path, count)
 

@@ -261,7 +261,8 @@ def rm_cmd(ctx, force, refs):
 @click.pass_context
 @_exit_1
 def connect_cmd(ctx, aliases, ip, net, container):
-    """Connect a running container to a network (its next interface: eth1, ...)."""
+    """Connect a container to a network (its next interface: eth1, ...; a created or
+    stopped container at its next start)."""
     from pybuild.runtime import netconnect
 
     netconnect.connect(_store(ctx), _containers_dir(ctx), net, container, aliases=aliases,

@@ -184,12 +184,23 @@ def _options(f):
         click.option("--stop-timeout", default=None, type=int,
                      help="Seconds to wait for the stop signal before SIGKILL (default 10)."),
         click.option("-l", "--label", "labels", multiple=True, help="Set metadata (KEY=VALUE)."),
+        click.option("--log-driver", "log_driver", default=None,
+                     help="Logging driver for the container: json-file (default) or none."),
+        click.option("--log-opt", "log_opts", multiple=True,
+                     help="Log driver options: max-size=10m, max-file=3, compress=true."),
         *healthflags.OPTIONS,
         click.argument("image"),
         click.argument("command", nargs=-1, type=click.UNPROCESSED),
     )):
         f = option(f)
     return f
+
+
+def _anonymous_targets(requests) -> dict[str, dict]:
+    """Docker's CLI puts `-v /path` (no source) in Config.Volumes, which commit keeps; binds,
+    named volumes and --mount go to HostConfig only."""
+    return {r.target: {} for r in requests
+            if r.from_flag == "-v" and r.type == "volume" and not r.source}
 
 
 def _labels(image_config: dict, items) -> dict[str, str]:
@@ -242,6 +253,9 @@ def create_container(ctx: click.Context, o: dict):
     from_specs = [mountspec.parse_volumes_from(v) for v in o["volumes_from"]]
     limits = parse_limits(o["memory"], o["memory_swap"], o["cpus"], o["pids_limit"])
     user_health = healthflags.healthcheck_of(o)
+    from pybuild.runtime.logopts import LogConfig
+
+    log_config = LogConfig.parse(o["log_driver"], o["log_opts"])
     containers = os.path.join(root, "containers")
     reap_stale(containers)
     container_id = new_id()
@@ -267,6 +281,7 @@ def create_container(ctx: click.Context, o: dict):
         "restart_policy": policy.to_json(), "restart_count": 0, "labels": labels,
         "stop_signal": o["stop_signal"] or image_stop or "SIGTERM",
         "stop_timeout": o["stop_timeout"], "healthcheck": healthcheck,
+        "log_config": log_config.to_json(),
         "host_config": {
             "Binds": list(o["volumes"]), "Tmpfs": list(o["tmpfs"]),
             "VolumesFrom": list(o["volumes_from"]), "NetworkMode": network,
@@ -276,12 +291,14 @@ def create_container(ctx: click.Context, o: dict):
             "Memory": limits.memory if limits and limits.memory else 0,
             "MemorySwap": limits.memory_swap if limits and limits.memory_swap else 0,
             "NanoCpus": int(o["cpus"] * 1e9) if o["cpus"] else 0,
-            "PidsLimit": o["pids_limit"], "Runtime": "runc" if runtime == BUILTIN else runtime},
+            "PidsLimit": o["pids_limit"], "Runtime": "runc" if runtime == BUILTIN else runtime,
+            "LogConfig": log_config.to_json()},
         "config_opts": {"Tty": o["tty"], "OpenStdin": o["interactive"],
                         "Entrypoint": o["entrypoint"], "Cmd": list(o["command"]),
                         "Env": list(env_items),
                         "User": o["user"] or "", "WorkingDir": o["workdir"] or "",
-                        "Hostname": o["hostname"] or "", "Volumes": None,
+                        "Hostname": o["hostname"] or "",
+                        "Volumes": _anonymous_targets(requests) or None,
                         "ExposedPorts": list(exposed)},
         "image_config": config.get("config") or {},
     }

@@ -77,7 +77,8 @@ def _has_stubs(upper: str, stubs: Sequence[str]) -> bool:
 def container_config(image, state: dict):
     """The image's ContainerConfig with what `run`/`create` set for this container: -e,
     --entrypoint (which drops the image's CMD, as in the container), the command, -u, -w,
-    labels, --expose. Containers created before these were recorded keep the image's."""
+    labels, --expose, `-v /path` volumes. Containers created before these were recorded
+    keep the image's."""
     from pybuild.runtime.spec import merge_env
 
     opts = state.get("config_opts") or {}
@@ -87,11 +88,13 @@ def container_config(image, state: dict):
     if opts.get("Cmd"):
         cmd = tuple(opts["Cmd"])
     exposed = tuple(sorted(set(image.exposed_ports) | set(opts.get("ExposedPorts") or ())))
+    # the image's VOLUMEs and the container's `-v /path` ones (Config.Volumes, as Docker)
+    volumes = tuple(sorted(set(image.volumes) | set(opts.get("Volumes") or ())))
     return replace(image, env=tuple(merge_env(image.env, opts.get("Env") or ())),
                    entrypoint=entrypoint, cmd=cmd, user=opts.get("User") or image.user,
                    working_dir=opts.get("WorkingDir") or image.working_dir,
                    labels=dict(state["labels"]) if state.get("labels") is not None
-                   else image.labels, exposed_ports=exposed)
+                   else image.labels, exposed_ports=exposed, volumes=volumes)
 
 
 def commit(root: str, container_id: str, *, ref: str | None = None, message: str = "",

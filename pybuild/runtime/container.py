@@ -340,13 +340,18 @@ class Container:
             proxy_log=os.path.join(self.dir, "proxy.log"))
         state["network"] = cn.to_json()
         self._save(state)
+        from pybuild.runtime.netconnect import join_recorded
+
+        # the networks `network connect` recorded (Docker keeps them in the config)
+        extra = join_recorded(store, self.id, self.dir, pid, state.get("name", ""))
         hosts = os.path.join(self.dir, "hosts")
         # rewritten in place: the file is bind-mounted into the container
         with open(hosts, "r+") as f:
             f.write(_HOSTS + f"{cn.endpoint.ipv4}\t{hostname}\n")
             f.truncate()
         network.write_hosts_section(hosts, network.hosts_lines(store, self.id))
-        network.refresh_peers_hosts(store, cn.network_id, self._hosts_file)
+        for net_id in (cn.network_id, *extra):
+            network.refresh_peers_hosts(store, net_id, self._hosts_file)
 
     def _disconnect(self, state: dict) -> None:
         """Undo `_connect` (idempotent): stop the proxy, remove the endpoint, tell the peers."""

@@ -1,11 +1,15 @@
 """A container's log in Docker's json-file format (containers/<id>/<id>-json.log): one JSON
 object a line, {"log": "text\\n", "stream": "stdout"|"stderr", "time": RFC3339Nano}; the
-writer the supervisor feeds, and the reader `pyrun logs` uses (tail, since, follow)."""
+writer the supervisor feeds, rotated as Docker's json-file driver rotates it (--log-opt
+max-size, max-file, compress: <id>-json.log.1, .2, ... or .1.gz, ...), and the reader `pyrun
+logs` uses across the rotated files (tail, since, follow)."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -67,13 +71,32 @@ class Entry:
         return f"{head}.{(frac if dot else '').ljust(9, '0')[:9]}Z"
 
 
+class NullLog:
+    """The `none` logging driver: the output is dropped."""
+
+    def write(self, stream: str, data: bytes) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class LogWriter:
     """Appends complete lines per stream; a partial line waits for its newline (or for
-    `flush`, when the container ended without one). Thread-safe by use: one pump thread."""
+    `flush`, when the container ended without one). Thread-safe by use: one pump thread.
+    With `max_size`, a write finding the file at or past it rotates first (moby's
+    loggerutils LogFile): with `max_files` > 1 the file becomes .1 (gzipped with
+    `compress`), .1 becomes .2, ..., the oldest goes; with one file it is truncated."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, max_size: int = -1, max_files: int = 1,
+                 compress: bool = False):
         self.path = path
+        self.max_size, self.max_files, self.compress = max_size, max_files, compress
         self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - lives with the supervisor
+        self._size = os.fstat(self._file.fileno()).st_size
         self._pending: dict[str, bytes] = {"stdout": b"", "stderr": b""}
 
     def write(self, stream: str, data: bytes) -> None:
@@ -102,15 +125,76 @@ class LogWriter:
         if not lines:
             return
         now = rfc3339nano(time.time_ns())
-        out = b"".join(
-            json.dumps({"log": line.decode("utf-8", "replace"), "stream": stream,
-                        "time": now}, ensure_ascii=False).encode() + b"\n"
-            for line in lines)
-        self._file.write(out)
+        encoded = [json.dumps({"log": line.decode("utf-8", "replace"), "stream": stream,
+                               "time": now}, ensure_ascii=False).encode() + b"\n"
+                   for line in lines]
+        if self.max_size < 0:
+            self._file.write(b"".join(encoded))
+            return
+        for entry in encoded:
+            if self._size >= self.max_size:
+                self._rotate()
+            self._file.write(entry)
+            self._size += len(entry)
+
+    def _rotate(self) -> None:
+        self._file.close()
+        if self.max_files > 1:
+            ext = ".gz" if self.compress else ""
+            try:
+                os.unlink(f"{self.path}.{self.max_files - 1}{ext}")
+            except FileNotFoundError:
+                pass
+            for i in range(self.max_files - 1, 1, -1):
+                try:
+                    os.rename(f"{self.path}.{i - 1}{ext}", f"{self.path}.{i}{ext}")
+                except FileNotFoundError:
+                    pass
+            os.rename(self.path, f"{self.path}.1")
+            if self.compress:
+                _gzip(f"{self.path}.1")
+        # a new file (a follower sees the inode change), or the one file truncated
+        self._file = open(self.path, "wb", buffering=0)  # noqa: SIM115
+        self._size = 0
 
     def close(self) -> None:
         self.flush()
         self._file.close()
+
+
+def _gzip(path: str) -> None:
+    """path -> path.gz (temp + rename), then path goes."""
+    tmp = f"{path}.gz.tmp"
+    with open(path, "rb") as src, gzip.open(tmp, "wb", compresslevel=6) as dst:
+        while chunk := src.read(1 << 20):
+            dst.write(chunk)
+    os.rename(tmp, f"{path}.gz")
+    os.unlink(path)
+
+
+def rotated_paths(path: str) -> list[str]:
+    """The rotated files of the log at `path`, oldest first (.3, .2.gz, .1, ...)."""
+    folder, base = os.path.split(path)
+    pattern = re.compile(re.escape(base) + r"\.(\d+)(\.gz)?$")
+    found = []
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    for name in names:
+        m = pattern.match(name)
+        if m:
+            found.append((int(m.group(1)), os.path.join(folder, name)))
+    return [p for _n, p in sorted(found, reverse=True)]
+
+
+def _read_whole(path: str) -> bytes:
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            return f.read()
+    except (FileNotFoundError, OSError, EOFError):  # rotated away meanwhile, or truncated gz
+        return b""
 
 
 def _parse(line: bytes) -> Entry | None:
@@ -122,42 +206,87 @@ def _parse(line: bytes) -> Entry | None:
 
 
 def read_entries(path: str, tail: int | None = None) -> tuple[list[Entry], int]:
-    """The entries so far (the last `tail` when given) and the offset reading stopped at
-    (only complete lines are read)."""
+    """The entries so far, the rotated files' first (the last `tail` when given), and the
+    offset in the current file reading stopped at (only complete lines are read)."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
-        return [], 0
+        data = b""
     end = data.rfind(b"\n") + 1
     lines = data[:end].splitlines()
+    for older in reversed(rotated_paths(path)):  # newest rotated first, while lines lack
+        if tail is not None and len(lines) >= tail:
+            break
+        lines = _read_whole(older).splitlines() + lines
     if tail is not None:
         lines = lines[-tail:] if tail > 0 else []
     return [e for e in map(_parse, lines) if e is not None], end
 
 
+def _open(path: str):
+    try:
+        return open(path, "rb")  # noqa: SIM115 - the follower keeps it across reads
+    except FileNotFoundError:
+        return None
+
+
+def _next_file(path: str, inode: int) -> str:
+    """The file written after the one with `inode` (which rotated away): the rotated file
+    just newer than it, else, if it is gone already, the oldest uncompressed one left."""
+    chain = []  # newest first: path, path.1, path.2, ...
+    for candidate in [path, *reversed(rotated_paths(path))]:
+        if candidate.endswith(".gz"):
+            continue
+        try:
+            chain.append((candidate, os.stat(candidate).st_ino))
+        except FileNotFoundError:
+            continue
+    for k, (_candidate, ino) in enumerate(chain):
+        if ino == inode:
+            return chain[k - 1][0] if k > 0 else path
+    return chain[-1][0] if chain else path
+
+
 def follow(path: str, offset: int, done: Callable[[], bool],
            interval: float = 0.1) -> Iterator[Entry]:
-    """Entries appended after `offset` until `done()` is true and nothing more came."""
+    """Entries appended after `offset` until `done()` is true and nothing more came. The
+    file stays open, so a rotation loses nothing while the rotated files last: its rest is
+    read, then the files rotated after it, oldest first."""
     pending = b""
-    while True:
-        finished = done()  # asked before reading, so the last lines are not missed
-        try:
-            with open(path, "rb") as f:
-                f.seek(offset)
-                chunk = f.read()
-        except FileNotFoundError:
-            chunk = b""
-        if chunk:
-            offset += len(chunk)
-            pending += chunk
-            end = pending.rfind(b"\n") + 1
-            for line in pending[:end].splitlines():
-                entry = _parse(line)
-                if entry is not None:
-                    yield entry
-            pending = pending[end:]
-            continue
-        if finished:
-            return
-        time.sleep(interval)
+    f = _open(path)
+    if f is not None:
+        f.seek(offset)
+    try:
+        while True:
+            finished = done()  # asked before reading, so the last lines are not missed
+            chunk = f.read() if f is not None else b""
+            if chunk:
+                pending += chunk
+                end = pending.rfind(b"\n") + 1
+                for line in pending[:end].splitlines():
+                    entry = _parse(line)
+                    if entry is not None:
+                        yield entry
+                pending = pending[end:]
+                continue
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                st = None
+            if st is not None and (f is None or st.st_ino != os.fstat(f.fileno()).st_ino):
+                following = _next_file(path, os.fstat(f.fileno()).st_ino) if f else path
+                if f is not None:
+                    f.close()
+                f, pending = _open(following), b""  # rotated: the next file from its start
+                continue
+            if f is not None and st is not None and st.st_size < f.tell():
+                f.seek(0)  # truncated (max-file=1)
+                pending = b""
+                continue
+            if finished:
+                return
+            time.sleep(interval)
+    finally:
+        if f is not None:
+            f.close()

@@ -212,14 +212,17 @@ class Supervisor:
 
     def serve(self, wait_attach: bool) -> None:
         from pybuild.runtime.container import process_start
-        from pybuild.runtime.logfile import LogWriter, log_path
+        from pybuild.runtime.logfile import LogWriter, NullLog, log_path
+        from pybuild.runtime.logopts import LogConfig
 
         c = self.container
         state = c.state()
         with open(os.path.join(c.dir, "config.json")) as f:
             tty = bool(json.load(f)["process"].get("terminal"))
         self._setup_stdio(interactive=not state.get("stdin_null", True))
-        self.log = LogWriter(log_path(c.dir, c.id))
+        logging = LogConfig.from_json(state.get("log_config"))
+        self.log = LogWriter(log_path(c.dir, c.id), logging.max_size, logging.max_files,
+                             logging.compress) if logging.readable else NullLog()
         server = self._listen()
         threading.Thread(target=self._accept_loop, args=(server,), daemon=True).start()
         threading.Thread(target=self._pump, daemon=True).start()
