@@ -83,8 +83,8 @@ def logs_cmd(ctx: click.Context, follow, timestamps, tail, since, until, details
             if until_t is not None and ts > until_t:
                 return False
         text = entry.log
-        if details:
-            text = " " + text
+        if details:  # moby: the attrs (k=v,...) and a space
+            text = entry.details + " " + text
         if timestamps:
             text = entry.fixed_time + " " + text
         stream = sys.stderr if entry.stream == "stderr" else sys.stdout

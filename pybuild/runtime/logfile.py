@@ -59,6 +59,12 @@ class Entry:
     time: str       # RFC3339Nano as stored
     stream: str     # stdout | stderr
     log: str        # the text, with its newline
+    attrs: tuple[tuple[str, str], ...] = ()  # --log-opt labels/env/tag, sorted by key
+
+    @property
+    def details(self) -> str:
+        """`logs --details`' prefix: k=v,k2=v2 (empty without attrs)."""
+        return ",".join(f"{k}={v}" for k, v in self.attrs)
 
     @property
     def timestamp(self) -> float:
@@ -92,8 +98,9 @@ class LogWriter:
     `compress`), .1 becomes .2, ..., the oldest goes; with one file it is truncated."""
 
     def __init__(self, path: str, max_size: int = -1, max_files: int = 1,
-                 compress: bool = False):
+                 compress: bool = False, attrs: dict[str, str] | None = None):
         self.path = path
+        self.attrs = dict(attrs or {})  # Docker's "attrs" of every entry, when any
         self.max_size, self.max_files, self.compress = max_size, max_files, compress
         self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - lives with the supervisor
         self._size = os.fstat(self._file.fileno()).st_size
@@ -125,8 +132,9 @@ class LogWriter:
         if not lines:
             return
         now = rfc3339nano(time.time_ns())
+        extra = {"attrs": self.attrs} if self.attrs else {}
         encoded = [json.dumps({"log": line.decode("utf-8", "replace"), "stream": stream,
-                               "time": now}, ensure_ascii=False).encode() + b"\n"
+                               **extra, "time": now}, ensure_ascii=False).encode() + b"\n"
                    for line in lines]
         if self.max_size < 0:
             self._file.write(b"".join(encoded))
@@ -200,7 +208,9 @@ def _read_whole(path: str) -> bytes:
 def _parse(line: bytes) -> Entry | None:
     try:
         d = json.loads(line)
-        return Entry(str(d["time"]), str(d.get("stream", "stdout")), str(d["log"]))
+        attrs = d.get("attrs") or {}
+        return Entry(str(d["time"]), str(d.get("stream", "stdout")), str(d["log"]),
+                     tuple(sorted((str(k), str(v)) for k, v in attrs.items())))
     except (ValueError, KeyError, TypeError):
         return None
 
@@ -231,10 +241,26 @@ def _open(path: str):
         return None
 
 
-def _next_file(path: str, inode: int) -> str:
+def _next_file(path: str, inode: int) -> tuple[str, int | None]:
     """The file written after the one with `inode` (which rotated away): the rotated file
-    just newer than it, else, if it is gone already, the oldest uncompressed one left."""
-    chain = []  # newest first: path, path.1, path.2, ...
+    just newer than it, else, if it is gone already, the oldest uncompressed one left; with
+    its inode (None: just the current file)."""
+    chain = previous = None
+    for attempt in range(200):  # names shift while a rotation runs: two equal scans
+        chain = _scan(path)
+        if chain == previous:
+            break
+        previous = chain
+        time.sleep(0.001 * min(attempt, 10))
+    for k, (_candidate, ino) in enumerate(chain):
+        if ino == inode:
+            return chain[k - 1] if k > 0 else (path, None)
+    return chain[-1] if chain else (path, None)
+
+
+def _scan(path: str) -> list[tuple[str, int]]:
+    """(name, inode) of the uncompressed log files, newest first: path, path.1, ..."""
+    chain = []
     for candidate in [path, *reversed(rotated_paths(path))]:
         if candidate.endswith(".gz"):
             continue
@@ -242,10 +268,19 @@ def _next_file(path: str, inode: int) -> str:
             chain.append((candidate, os.stat(candidate).st_ino))
         except FileNotFoundError:
             continue
-    for k, (_candidate, ino) in enumerate(chain):
-        if ino == inode:
-            return chain[k - 1][0] if k > 0 else path
-    return chain[-1][0] if chain else path
+    return chain
+
+
+def _open_next(path: str, inode: int):
+    """Open the file after `inode`'s; names shift under a fast writer, so the file opened
+    must be the one found (by inode), else look again."""
+    for _ in range(100):
+        name, want = _next_file(path, inode)
+        f = _open(name)
+        if f is None or want is None or os.fstat(f.fileno()).st_ino == want:
+            return f
+        f.close()
+    return _open(path)
 
 
 def follow(path: str, offset: int, done: Callable[[], bool],
@@ -261,6 +296,23 @@ def follow(path: str, offset: int, done: Callable[[], bool],
         while True:
             finished = done()  # asked before reading, so the last lines are not missed
             chunk = f.read() if f is not None else b""
+            st = None
+            if not chunk:
+                try:
+                    st = os.stat(path)
+                except FileNotFoundError:
+                    pass
+                if st is not None and f is None:
+                    f, pending = _open(path), b""
+                    continue
+                if st is not None and st.st_ino != os.fstat(f.fileno()).st_ino:
+                    # rotated: first what was written just before, then the next file
+                    chunk = f.read()
+                    if not chunk:
+                        nxt = _open_next(path, os.fstat(f.fileno()).st_ino)
+                        f.close()
+                        f, pending = nxt, b""
+                        continue
             if chunk:
                 pending += chunk
                 end = pending.rfind(b"\n") + 1
@@ -269,16 +321,6 @@ def follow(path: str, offset: int, done: Callable[[], bool],
                     if entry is not None:
                         yield entry
                 pending = pending[end:]
-                continue
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                st = None
-            if st is not None and (f is None or st.st_ino != os.fstat(f.fileno()).st_ino):
-                following = _next_file(path, os.fstat(f.fileno()).st_ino) if f else path
-                if f is not None:
-                    f.close()
-                f, pending = _open(following), b""  # rotated: the next file from its start
                 continue
             if f is not None and st is not None and st.st_size < f.tell():
                 f.seek(0)  # truncated (max-file=1)

@@ -1,6 +1,7 @@
 """A container's logging driver and its options (`--log-driver`, `--log-opt`): json-file
-with Docker's rotation options (max-size, max-file, compress) or none, validated with the
-messages Docker's CLI and daemon give."""
+with Docker's rotation options (max-size, max-file, compress) and entry attributes (labels,
+env, their -regex forms, tag), or none, validated with the messages Docker's CLI and
+daemon give."""
 
 from __future__ import annotations
 
@@ -14,7 +15,12 @@ DRIVERS = ("json-file", "none")
 # json-file's options (moby daemon/logger/jsonfilelog ValidateLogOpt) and the generic ones
 _JSON_FILE_KEYS = ("max-file", "max-size", "compress", "labels", "labels-regex", "env",
                    "env-regex", "tag")
-_SUPPORTED = ("max-file", "max-size", "compress", "mode")
+_SUPPORTED = ("max-file", "max-size", "compress", "mode", "labels", "labels-regex", "env",
+              "env-regex", "tag")
+# the fields a tag template may name (moby daemon/logger Info's methods)
+_TAG_FIELD = re.compile(r"\{\{\s*\.(\w+)\s*\}\}")
+_TAG_FIELDS = ("ID", "FullID", "Name", "ImageID", "ImageFullID", "ImageName", "Hostname",
+               "Command")
 # go-units FromHumanSize: decimal multiples, whatever the "i"
 _SIZE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
 _DECIMAL = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15}
@@ -92,14 +98,44 @@ class LogConfig:
         if unsupported:  # refused rather than accepted and ignored
             raise ContainerError(f"log opt '{unsupported[0]}' is not supported by pyrun's "
                                  "json-file driver (supported: max-size, max-file, compress, "
-                                 "mode=blocking)")
+                                 "labels, labels-regex, env, env-regex, tag, mode=blocking)")
         config = cls(driver, options)
         config._check_values()
         return config
 
+    def attrs(self, *, labels: Mapping[str, str], env: Sequence[str],
+              info: Mapping[str, str]) -> dict[str, str]:
+        """Every entry's "attrs" (moby logger.Info.ExtraAttributes and the tag): the
+        container's labels and env variables the options name or match, and the tag
+        template rendered with `info` (ID, FullID, Name, ImageID, ...)."""
+        out: dict[str, str] = {}
+        env_map = dict(e.partition("=")[::2] for e in env)
+        for source, names_key, regex_key in ((labels, "labels", "labels-regex"),
+                                             (env_map, "env", "env-regex")):
+            for key in filter(None, self.options.get(names_key, "").split(",")):
+                if key in source:
+                    out[key] = source[key]
+            pattern = self.options.get(regex_key)
+            if pattern:
+                out.update({k: v for k, v in source.items() if re.search(pattern, k)})
+        if self.options.get("tag"):
+            out["tag"] = _TAG_FIELD.sub(lambda m: info.get(m.group(1), ""), self.options["tag"])
+        return out
+
     def _check_values(self) -> None:
         """moby jsonfilelog.New's checks."""
         prefix = "failed to initialize logging driver: "
+        for key in ("labels-regex", "env-regex"):
+            if key in self.options:
+                try:
+                    re.compile(self.options[key])
+                except re.error as e:
+                    raise ContainerError(f"{prefix}error parsing {key}: {e}") from None
+        for field_name in _TAG_FIELD.findall(self.options.get("tag", "")):
+            if field_name not in _TAG_FIELDS:
+                raise ContainerError(f'{prefix}template: log-tag: executing "log-tag" at '
+                                     f"<.{field_name}>: can't evaluate field {field_name} "
+                                     "in type *logger.Info")
         try:
             size = self.max_size
         except ValueError as e:

@@ -222,7 +222,8 @@ class Supervisor:
         self._setup_stdio(interactive=not state.get("stdin_null", True))
         logging = LogConfig.from_json(state.get("log_config"))
         self.log = LogWriter(log_path(c.dir, c.id), logging.max_size, logging.max_files,
-                             logging.compress) if logging.readable else NullLog()
+                             logging.compress, self._log_attrs(logging, state)
+                             ) if logging.readable else NullLog()
         server = self._listen()
         threading.Thread(target=self._accept_loop, args=(server,), daemon=True).start()
         threading.Thread(target=self._pump, daemon=True).start()
@@ -281,6 +282,31 @@ class Supervisor:
                     c.update(status="exited")
                 c.update(supervisor=None)
             self.log.close()
+
+    def _log_attrs(self, logging, state: dict) -> dict[str, str]:
+        """The json-file entries' attrs (--log-opt labels=, env=, tag=)."""
+        if not any(k in logging.options for k in ("labels", "labels-regex", "env",
+                                                   "env-regex", "tag")):
+            return {}
+        from pybuild.runtime.lifecycle import name_of
+
+        c = self.container
+        with open(os.path.join(c.dir, "config.json")) as f:
+            process = json.load(f)["process"]
+        image_id = state.get("image_id") or ""
+        info = {"ID": c.id[:12], "FullID": c.id, "Name": name_of(c, state),
+                "ImageID": image_id[:12], "ImageFullID": image_id,
+                "ImageName": state.get("image") or "",
+                "Hostname": self._hostname(), "Command": " ".join(process.get("args", ()))}
+        return logging.attrs(labels=state.get("labels") or {}, env=process.get("env", ()),
+                             info=info)
+
+    def _hostname(self) -> str:
+        try:
+            with open(os.path.join(self.container.dir, "hostname")) as f:
+                return f.read().strip()
+        except OSError:
+            return ""
 
     def _started(self, pid: int, monitor) -> None:
         self._ready({"started": pid})

@@ -5,6 +5,7 @@ in order (also --tail and -f through a rotation), --log-driver none keeps nothin
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 
@@ -87,6 +88,27 @@ def test_follow_through_rotations(pyrun_lc):
     pyrun.ok("rm", "fol")
 
 
+def test_attrs_from_labels_env_and_tag(pyrun_lc):
+    pyrun = pyrun_lc
+    cid = pyrun.ok("run", "-d", "--name", "att", "-l", "team=blue", "-l", "other=x",
+                   "-e", "MODE=prod", "-e", "SECRET=s", "--log-opt", "labels=team,missing",
+                   "--log-opt", "env=MODE", "--log-opt", "tag={{.Name}}/{{.ID}}",
+                   "busybox", "echo", "hi").strip()
+    assert pyrun.ok("wait", "att") == "0\n"
+    assert pyrun.ok("logs", "att") == "hi\n"
+    assert pyrun.ok("logs", "--details", "att") == \
+        f"MODE=prod,tag=att/{cid[:12]},team=blue hi\n"
+    with open(pyrun.inspect("att")["LogPath"]) as f:
+        entry = json.loads(f.readline())
+    assert list(entry) == ["log", "stream", "attrs", "time"]  # Docker's field order
+    assert entry["attrs"] == {"team": "blue", "MODE": "prod", "tag": f"att/{cid[:12]}"}
+    pyrun.ok("run", "-d", "--name", "rx", "-l", "app.tier=web", "-l", "app.zone=a", "-l",
+             "x=y", "--log-opt", "labels-regex=^app\\.", "busybox", "echo", "hi")
+    assert pyrun.ok("wait", "rx") == "0\n"
+    assert pyrun.ok("logs", "--details", "rx") == "app.tier=web,app.zone=a hi\n"
+    pyrun.ok("rm", "att", "rx")
+
+
 def test_log_driver_none(pyrun_lc):
     pyrun = pyrun_lc
     cid = pyrun.ok("run", "-d", "--name", "quiet", "--log-driver", "none", "busybox",
@@ -115,7 +137,8 @@ def test_log_driver_none(pyrun_lc):
     (("--log-opt", "max-size=1k", "--log-opt", "compress=true"),
      "compress cannot be true when max-file is less than 2 or max-size is not set"),
     (("--log-opt", "compress=maybe"), 'strconv.ParseBool: parsing "maybe": invalid syntax'),
-    (("--log-opt", "tag=x"), "log opt 'tag' is not supported"),
+    (("--log-opt", "tag={{.Nope}}"), "can't evaluate field Nope"),
+    (("--log-opt", "labels-regex=("), "error parsing labels-regex"),
     (("--log-opt", "mode=fast"), "logger: logging mode not supported: fast"),
 ])
 def test_bad_log_options(pyrun_lc, args, message):
