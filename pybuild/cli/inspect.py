@@ -67,11 +67,41 @@ def _network_settings(state: dict, active: bool, c) -> dict:
     else:
         networks[mode] = {"Aliases": None, "NetworkID": "", "EndpointID": "", "Gateway": "",
                           "IPAddress": "", "IPPrefixLen": 0, "MacAddress": ""}
+    networks.update(_connected(c, active, mode))
     return {"Bridge": "", "SandboxID": "", "HairpinMode": False, "Ports": ports,
             "SandboxKey": f"/proc/{state['pid']}/ns/net" if active and state.get("pid") else "",
             "Gateway": gateway if mode == "bridge" else "",
             "IPAddress": ip if mode == "bridge" else "",
             "MacAddress": mac if mode == "bridge" else "", "Networks": networks}
+
+
+def _connected(c, active: bool, mode: str) -> dict:
+    """The networks `network connect` added (netconnect's records): addressed while the
+    container runs, named with their ids otherwise, as Docker keeps them in its config."""
+    from pybuild.runtime.netconnect import recorded
+
+    records = recorded(c.dir)
+    if not records:
+        return {}
+    try:
+        nets = {n.id: n for n in c.network_store().list()}
+    except (PybuildError, OSError, ValueError):
+        nets = {}
+    out = {}
+    for rec in records:
+        net = nets.get(rec["network"])
+        name = net.name if net else rec.get("name") or rec["network"]
+        if name == mode:
+            continue
+        ep = net.endpoints.get(c.id) if net is not None and active else None
+        out[name] = {"Aliases": list(rec.get("aliases") or ()) or None,
+                     "NetworkID": rec["network"],
+                     "EndpointID": ep.endpoint_id if ep else "",
+                     "Gateway": net.gateway if ep else "",
+                     "IPAddress": ep.ipv4 if ep else "",
+                     "IPPrefixLen": net.prefixlen if ep else 0,
+                     "MacAddress": ep.mac if ep else ""}
+    return out
 
 
 def _subnet_of(c, network_id: str) -> tuple[int, str]:

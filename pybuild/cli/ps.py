@@ -319,6 +319,13 @@ def ps_cmd(ctx: click.Context, show_all, quiet, last, latest, size, no_trunc, fi
             click.echo(c.id if no_trunc else c.id[:12])
         return 0
     rows = rows_for(root, entries, no_trunc=no_trunc, size=size or bool(fmt and ".Size" in fmt))
+    if fmt and "Networks" in fmt:  # every network it is on, sorted, as Docker's column
+        from pybuild.runtime.netconnect import networks_of
+        from pybuild.runtime.netstore import NetworkStore
+
+        nets = NetworkStore(root).list()
+        for row, (c, state) in zip(rows, entries, strict=True):
+            row["Networks"] = ",".join(sorted(networks_of(c, state, nets)))
     if fmt:
         labels = dict.fromkeys(_LABEL_CALL.findall(fmt))
         keys = {label: f"Label{_letters(i)}" for i, label in enumerate(labels)}

@@ -51,12 +51,16 @@ def test_connect_created_and_stopped_containers(pyrun_lc, nets):
     res = pyrun("network", "connect", one, "a")
     assert res.returncode == 1 and "already exists" in res.stderr
     assert _members(pyrun, two) == 0  # nothing runs yet
-    names = pyrun.ok("ps", "-a", "-f", f"network={two}", "--format", "{{.Names}}")
-    assert names.split() == ["a"]
+    seen = pyrun.inspect("a")["NetworkSettings"]["Networks"]
+    assert set(seen) == {one, two} and seen[two]["Aliases"] == ["api"]
+    assert seen[two]["NetworkID"] and seen[two]["IPAddress"] == ""
+    names = pyrun.ok("ps", "-a", "-f", f"network={two}", "--format", "{{.Names}} {{.Networks}}")
+    assert names.split() == ["a", ",".join(sorted((one, two)))]
 
     pyrun.ok("start", "a")
     ip = _eth1(pyrun, "a")
     assert ip is not None and ipaddress.ip_address(ip) in ipaddress.ip_network(subnet2)
+    assert pyrun.inspect("a")["NetworkSettings"]["Networks"][two]["IPAddress"] == ip
     members = json.loads(pyrun.ok("network", "inspect", two))[0]["Containers"]
     assert [m["Name"] for m in members.values()] == ["a"]
 
