@@ -336,8 +336,9 @@ def run(ctx: click.Context, detach: bool, **o) -> int:
         lifecycle.start(container)
         click.echo(container.id)
         return 0
-    if o["restart"] not in ("", "no"):
-        # the restart policy needs a keeper: run under a supervisor and stay attached
+    if o["restart"] not in ("", "no") or o["log_opts"] or o["log_driver"] == "json-file":
+        # the restart policy needs a keeper, and a log asked for needs its writer: run
+        # under a supervisor and stay attached (a plain foreground run keeps no log)
         from pybuild.cli.attach import start_attached
 
         return start_attached(container, stdin=o["interactive"], tty=o["tty"])

@@ -109,6 +109,21 @@ def test_attrs_from_labels_env_and_tag(pyrun_lc):
     pyrun.ok("rm", "att", "rx")
 
 
+def test_foreground_run_with_log_options_keeps_a_log(pyrun_lc):
+    pyrun = pyrun_lc
+    res = pyrun("run", "--name", "fg", "--log-opt", "max-size=1k", "--log-opt", "max-file=2",
+                "busybox", "sh", "-c", PRINT_200 + "; exit 3")
+    assert res.returncode == 3 and res.stdout.split()[-1] == "line-199"
+    lines = pyrun.ok("logs", "fg").split()
+    assert len(lines) > 15 and _consecutive_tail(lines)
+    assert len(_files(pyrun, "fg")[1]) == 2
+    res = pyrun("run", "--rm", "-i", "--log-driver", "json-file", "busybox", "cat",
+                input="through\n")
+    assert res.returncode == 0 and res.stdout == "through\n"
+    pyrun.ok("rm", "fg")
+    assert pyrun.ok("ps", "-aq") == ""
+
+
 def test_log_driver_none(pyrun_lc):
     pyrun = pyrun_lc
     cid = pyrun.ok("run", "-d", "--name", "quiet", "--log-driver", "none", "busybox",
